@@ -1,0 +1,251 @@
+"""confluent-kafka (librdkafka) scenario: admin create/describe, produce per codec, consume by
+manual assignment, offsets_for_times, and an optional consumer-group pass.
+
+Owns only what it does through confluent-kafka; the plan and the checks live in common.py.
+Never relaxes a check; every failure names the request and what differed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+import common as c
+
+CLIENT = "confluent"
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def admin_client() -> AdminClient:
+    return AdminClient({"bootstrap.servers": c.bootstrap()})
+
+
+def create_topic(chk: c.Checker, admin: AdminClient, topic: str, override: bool) -> None:
+    cfg = {"retention.ms": c.OVERRIDE_RETENTION_MS} if override else {}
+    fut = admin.create_topics([NewTopic(topic, num_partitions=c.PARTITIONS,
+                                        replication_factor=1, config=cfg)],
+                              operation_timeout=30, request_timeout=30)[topic]
+    fut.result(timeout=30)
+    # Creating it again must fail with TOPIC_ALREADY_EXISTS.
+    again = admin.create_topics([NewTopic(topic, num_partitions=c.PARTITIONS,
+                                          replication_factor=1)], request_timeout=30)[topic]
+    try:
+        again.result(timeout=30)
+        chk.fail("CreateTopics of an existing topic succeeded; want TOPIC_ALREADY_EXISTS")
+    except KafkaException as e:
+        code = e.args[0].code()
+        chk.expect_eq(code, KafkaError.TOPIC_ALREADY_EXISTS,
+                      f"CreateTopics existing topic error ({e.args[0]})")
+    wait_partitions(chk, admin, topic)
+
+
+def wait_partitions(chk: c.Checker, admin: AdminClient, topic: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        md = admin.list_topics(topic=topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == c.PARTITIONS and all(
+                p.leader >= 0 for p in t.partitions.values()):
+            return
+        if time.monotonic() > deadline:
+            chk.fail(f"Metadata for {topic}: {t.error if t else 'missing'}, "
+                     f"partitions={len(t.partitions) if t else None}, want {c.PARTITIONS} with leaders")
+            return
+        time.sleep(0.2)
+
+
+def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]]) -> None:
+    p = Producer({
+        "bootstrap.servers": c.bootstrap(),
+        "compression.type": codec,
+        "linger.ms": 20,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 500000,
+        "queue.buffering.max.kbytes": 1048576,
+        "enable.idempotence": False,
+        "acks": "all",
+    })
+    bad: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            bad.append(f"delivery error {err} for key {msg.key()!r}")
+            return
+        seq = c.key_seq(msg.key(), msg.partition())
+        if seq is None or msg.offset() != seq:
+            bad.append(f"delivery report key {msg.key()!r} at partition {msg.partition()} "
+                       f"offset {msg.offset()}, want offset {seq}")
+
+    for m in c.interleaved(parts):
+        while True:
+            try:
+                p.produce(topic, value=m.value, key=m.key, partition=m.partition,
+                          headers=list(m.headers), timestamp=m.timestamp_ms,
+                          on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(60)
+    chk.expect_eq(left, 0, "Produce: messages still undelivered after 60 s flush")
+    for b in bad[:c.MAX_DIFFS_SHOWN]:
+        chk.fail(f"Produce: {b}")
+    if len(bad) > c.MAX_DIFFS_SHOWN:
+        chk.fail(f"Produce: {len(bad) - c.MAX_DIFFS_SHOWN} more bad delivery reports")
+
+
+def to_got(m) -> c.Got:
+    ts_type, ts = m.timestamp()
+    kind = {1: "create", 2: "append"}.get(ts_type, f"type{ts_type}")
+    headers = tuple((k, v if v is not None else None) for k, v in (m.headers() or []))
+    return c.Got(m.partition(), m.offset(), m.key(), m.value(), headers, ts, kind)
+
+
+def new_consumer(group: str, extra: dict | None = None) -> Consumer:
+    conf = {
+        "bootstrap.servers": c.bootstrap(),
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+    }
+    conf.update(extra or {})
+    return Consumer(conf)
+
+
+def consume_assigned(chk: c.Checker, topic: str, want: list[int]) -> dict[int, list[c.Got]]:
+    cons = new_consumer(f"unused-{topic}")
+    got: dict[int, list[c.Got]] = {p: [] for p in range(c.PARTITIONS)}
+    try:
+        cons.assign([TopicPartition(topic, p, 0) for p in range(c.PARTITIONS)])
+        deadline = c.deadline_s()
+        while any(len(got[p]) < want[p] for p in got):
+            if time.monotonic() > deadline:
+                chk.fail("Fetch: timed out; consumed per partition "
+                         f"{[len(got[p]) for p in got]}, want {want}")
+                break
+            for m in cons.consume(num_messages=10000, timeout=0.5):
+                if m.error():
+                    chk.fail(f"Fetch error: {m.error()}")
+                    return got
+                got[m.partition()].append(to_got(m))
+        check_watermarks(chk, cons, topic, want)
+    finally:
+        cons.close()
+    return got
+
+
+def check_watermarks(chk: c.Checker, cons: Consumer, topic: str, want: list[int]) -> None:
+    for p in range(c.PARTITIONS):
+        lo, hi = cons.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+        chk.expect_eq((lo, hi), (0, want[p]), f"ListOffsets earliest/latest partition {p}")
+
+
+def check_offsets_for_times(chk: c.Checker, topic: str, parts: list[list[c.Msg]]) -> None:
+    cons = new_consumer(f"unused-oft-{topic}")
+    try:
+        for p, recs in enumerate(parts):
+            for ts in c.timestamp_queries(recs):
+                want = c.first_offset_at_or_after(recs, ts)
+                res = cons.offsets_for_times([TopicPartition(topic, p, ts)], timeout=10)
+                got = res[0].offset
+                if res[0].error:
+                    chk.fail(f"ListOffsets p{p} ts={ts}: error {res[0].error}")
+                chk.expect_eq(got, want, f"ListOffsets by timestamp p{p} ts={ts}")
+    finally:
+        cons.close()
+
+
+def check_configs(chk: c.Checker, admin: AdminClient, topic: str, override: bool) -> None:
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    entries = admin.describe_configs([res], request_timeout=30)[res].result(timeout=30)
+    configs = {name: (e.value, e.source.name if hasattr(e.source, "name") else str(e.source))
+               for name, e in entries.items()}
+    # librdkafka names sources as in Kafka, e.g. DYNAMIC_TOPIC_CONFIG; normalise UNKNOWN_CONFIG.
+    c.check_topic_configs(chk, configs, override)
+    ret = entries.get("retention.ms")
+    if override and ret is not None:
+        chk.expect(not ret.is_default, "DescribeConfigs retention.ms override reported is_default")
+
+
+def run_codec(codec: str, n: int) -> bool:
+    chk = c.Checker(f"confluent-kafka/{codec}")
+    start = time.monotonic()
+    topic = c.topic_name(CLIENT, codec)
+    override = codec != "none"
+    parts = c.plan(n, CLIENT, codec, c.base_timestamp_ms())
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, topic, override)
+        produce(chk, topic, codec, parts)
+        got = consume_assigned(chk, topic, [len(x) for x in parts])
+        c.verify_records(chk, parts, got)
+        check_offsets_for_times(chk, topic, parts)
+        check_configs(chk, admin, topic, override)
+    except Exception as e:  # noqa: BLE001 - any client exception is a scenario failure
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start, f"[{n} msgs, topic {topic}]")
+
+
+def run_group(n: int) -> bool:
+    name = "confluent-kafka/group"
+    ok, reason = c.group_apis_available()
+    if not ok:
+        c.skip(name, reason)
+        return True
+    chk = c.Checker(name)
+    start = time.monotonic()
+    topic = c.topic_name(CLIENT, "group")
+    parts = c.plan(n, CLIENT, "group", c.base_timestamp_ms())
+    group = f"clients-{CLIENT}-group-{c.run_id()}"
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, topic, False)
+        produce(chk, topic, "none", parts)
+        want = [len(x) for x in parts]
+        got: dict[int, list[c.Got]] = {p: [] for p in range(c.PARTITIONS)}
+        errors: list[str] = []
+        cons = new_consumer(group, {"session.timeout.ms": 10000,
+                                    "enable.auto.offset.store": True,
+                                    "error_cb": lambda e: errors.append(str(e))})
+        try:
+            cons.subscribe([topic])
+            deadline = c.deadline_s()
+            while any(len(got[p]) < want[p] for p in got) and time.monotonic() < deadline:
+                for m in cons.consume(num_messages=10000, timeout=0.5):
+                    if m.error():
+                        chk.fail(f"group consume error: {m.error()}")
+                        continue
+                    got[m.partition()].append(to_got(m))
+            chk.expect_eq(sorted(a.partition for a in cons.assignment()),
+                          list(range(c.PARTITIONS)), "group assignment (partitions)")
+            cons.commit(asynchronous=False)
+            committed = cons.committed([TopicPartition(topic, p) for p in range(c.PARTITIONS)],
+                                       timeout=10)
+            chk.expect_eq([tp.offset for tp in committed], want,
+                          "OffsetFetch after commit (committed offsets)")
+        finally:
+            cons.close()
+        for e in errors[:3]:
+            chk.fail(f"consumer error_cb: {e}")
+        c.verify_records(chk, parts, got)
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start, f"[{n} msgs, group {group}]")
+
+
+def main() -> int:
+    n = c.message_count()
+    ok = True
+    for codec in CODECS:
+        ok &= run_codec(codec, n)
+    ok &= run_group(min(n, 20000))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
