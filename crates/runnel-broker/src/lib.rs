@@ -1,1 +1,3 @@
 //! runnel-broker
+
+pub mod config;

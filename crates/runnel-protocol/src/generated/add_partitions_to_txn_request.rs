@@ -108,6 +108,36 @@ impl Message for AddPartitionsToTxnRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactions = (0..g.len())
+                .map(|_| AddPartitionsToTxnTransaction::sample(g, version))
+                .collect();
+        }
+        if version <= 3 {
+            this.v3_and_below_transactional_id = g.string();
+        }
+        if version <= 3 {
+            this.v3_and_below_producer_id = g.next() as i64;
+        }
+        if version <= 3 {
+            this.v3_and_below_producer_epoch = g.next() as i16;
+        }
+        if version <= 3 {
+            this.v3_and_below_topics = (0..g.len())
+                .map(|_| AddPartitionsToTxnTopic::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// List of transactions to add partitions to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTransaction {
@@ -193,6 +223,34 @@ impl Message for AddPartitionsToTxnTransaction {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnTransaction {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactional_id = g.string();
+        }
+        if version >= 4 {
+            this.producer_id = g.next() as i64;
+        }
+        if version >= 4 {
+            this.producer_epoch = g.next() as i16;
+        }
+        if version >= 4 {
+            this.verify_only = g.coin();
+        }
+        if version >= 4 {
+            this.topics = (0..g.len())
+                .map(|_| AddPartitionsToTxnTopic::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTopic {
     /// The name of the topic.
@@ -238,5 +296,18 @@ impl Message for AddPartitionsToTxnTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

@@ -100,6 +100,31 @@ impl Message for AddPartitionsToTxnResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        if version >= 4 {
+            this.error_code = g.next() as i16;
+        }
+        if version >= 4 {
+            this.results_by_transaction = (0..g.len())
+                .map(|_| AddPartitionsToTxnResult::sample(g, version))
+                .collect();
+        }
+        if version <= 3 {
+            this.results_by_topic_v3_and_below = (0..g.len())
+                .map(|_| AddPartitionsToTxnTopicResult::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// Results categorized by transactional ID.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnResult {
@@ -160,6 +185,25 @@ impl Message for AddPartitionsToTxnResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactional_id = g.string();
+        }
+        if version >= 4 {
+            this.topic_results = (0..g.len())
+                .map(|_| AddPartitionsToTxnTopicResult::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTopicResult {
     /// The topic name.
@@ -216,6 +260,21 @@ impl Message for AddPartitionsToTxnTopicResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.results_by_partition = (0..g.len())
+            .map(|_| AddPartitionsToTxnPartitionResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnPartitionResult {
     /// The partition indexes.
@@ -258,5 +317,18 @@ impl Message for AddPartitionsToTxnPartitionResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddPartitionsToTxnPartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.partition_error_code = g.next() as i16;
+        this
     }
 }

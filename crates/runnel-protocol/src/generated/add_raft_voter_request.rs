@@ -81,6 +81,22 @@ impl Message for AddRaftVoterRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AddRaftVoterRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        this.timeout_ms = g.next() as i32;
+        this.voter_id = g.next() as i32;
+        this.voter_directory_id = g.uuid();
+        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The endpoints that can be used to communicate with the voter
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -129,5 +145,19 @@ impl Message for Listener {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Listener {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.host = g.string();
+        this.port = g.next() as u16;
+        this
     }
 }

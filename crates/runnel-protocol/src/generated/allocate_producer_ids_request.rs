@@ -56,3 +56,16 @@ impl Message for AllocateProducerIdsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AllocateProducerIdsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        this.broker_epoch = g.next() as i64;
+        this
+    }
+}

@@ -66,3 +66,18 @@ impl Message for AllocateProducerIdsResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AllocateProducerIdsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.producer_id_start = g.next() as i64;
+        this.producer_id_len = g.next() as i32;
+        this
+    }
+}

@@ -61,6 +61,19 @@ impl Message for AlterClientQuotasRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterClientQuotasRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entries = (0..g.len()).map(|_| EntryData::sample(g, version)).collect();
+        this.validate_only = g.coin();
+        this
+    }
+}
+
 /// The quota entity to alter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityData {
@@ -111,6 +124,19 @@ impl Message for EntityData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntityData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity_type = g.string();
+        this.entity_name = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }
 
@@ -165,6 +191,20 @@ impl Message for OpData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OpData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.key = g.string();
+        this.value = (g.next() as i32) as f64;
+        this.remove = g.coin();
+        this
+    }
+}
+
 /// The quota configuration entries to alter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryData {
@@ -216,5 +256,18 @@ impl Message for EntryData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntryData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
+        this.ops = (0..g.len()).map(|_| OpData::sample(g, version)).collect();
+        this
     }
 }

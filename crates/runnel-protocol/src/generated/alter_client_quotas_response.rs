@@ -61,6 +61,19 @@ impl Message for AlterClientQuotasResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterClientQuotasResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.entries = (0..g.len()).map(|_| EntryData::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The quota entity to alter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityData {
@@ -111,6 +124,19 @@ impl Message for EntityData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntityData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity_type = g.string();
+        this.entity_name = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }
 
@@ -173,5 +199,19 @@ impl Message for EntryData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntryData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
+        this
     }
 }

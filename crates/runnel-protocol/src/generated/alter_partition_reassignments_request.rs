@@ -61,6 +61,19 @@ impl Message for AlterPartitionReassignmentsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterPartitionReassignmentsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.timeout_ms = g.next() as i32;
+        this.topics = (0..g.len()).map(|_| ReassignableTopic::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The partitions to reassign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignablePartition {
@@ -117,6 +130,23 @@ impl Message for ReassignablePartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReassignablePartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.replicas = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.next() as i32).collect())
+        };
+        this
+    }
+}
+
 /// The topics to reassign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignableTopic {
@@ -164,5 +194,20 @@ impl Message for ReassignableTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReassignableTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| ReassignablePartition::sample(g, version))
+            .collect();
+        this
     }
 }

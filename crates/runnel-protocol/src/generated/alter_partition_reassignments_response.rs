@@ -80,6 +80,23 @@ impl Message for AlterPartitionReassignmentsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterPartitionReassignmentsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.responses = (0..g.len())
+            .map(|_| ReassignableTopicResponse::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The responses to partitions to reassign
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignablePartitionResponse {
@@ -138,6 +155,20 @@ impl Message for ReassignablePartitionResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReassignablePartitionResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The responses to topics to reassign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignableTopicResponse {
@@ -187,5 +218,20 @@ impl Message for ReassignableTopicResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReassignableTopicResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| ReassignablePartitionResponse::sample(g, version))
+            .collect();
+        this
     }
 }

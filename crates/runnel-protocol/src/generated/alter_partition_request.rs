@@ -65,6 +65,20 @@ impl Message for AlterPartitionRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterPartitionRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        this.broker_epoch = g.next() as i64;
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerState {
     /// The ID of the broker.
@@ -115,6 +129,23 @@ impl Message for BrokerState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for BrokerState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.broker_id = g.next() as i32;
+        }
+        if version >= 3 {
+            this.broker_epoch = g.next() as i64;
+        }
+        this
     }
 }
 
@@ -201,6 +232,29 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        if version <= 2 {
+            this.new_isr = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        if version >= 3 {
+            this.new_isr_with_epochs = (0..g.len()).map(|_| BrokerState::sample(g, version)).collect();
+        }
+        if version >= 1 {
+            this.leader_recovery_state = g.next() as i8;
+        }
+        this.partition_epoch = g.next() as i32;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
     /// The name of the topic to alter ISRs for
@@ -259,5 +313,23 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 1 {
+            this.topic_name = g.string();
+        }
+        if version >= 2 {
+            this.topic_id = g.uuid();
+        }
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }

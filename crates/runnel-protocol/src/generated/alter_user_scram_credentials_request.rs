@@ -65,6 +65,23 @@ impl Message for AlterUserScramCredentialsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterUserScramCredentialsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.deletions = (0..g.len())
+            .map(|_| ScramCredentialDeletion::sample(g, version))
+            .collect();
+        this.upsertions = (0..g.len())
+            .map(|_| ScramCredentialUpsertion::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The SCRAM credentials to remove.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScramCredentialDeletion {
@@ -108,6 +125,19 @@ impl Message for ScramCredentialDeletion {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ScramCredentialDeletion {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.mechanism = g.next() as i8;
+        this
     }
 }
 
@@ -169,5 +199,21 @@ impl Message for ScramCredentialUpsertion {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ScramCredentialUpsertion {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.mechanism = g.next() as i8;
+        this.iterations = g.next() as i32;
+        this.salt = g.bytes();
+        this.salted_password = g.bytes();
+        this
     }
 }

@@ -64,3 +64,20 @@ impl Message for ApiVersionsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ApiVersionsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.client_software_name = g.string();
+        }
+        if version >= 3 {
+            this.client_software_version = g.string();
+        }
+        this
+    }
+}

@@ -143,6 +143,34 @@ impl Message for ApiVersionsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ApiVersionsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.api_keys = (0..g.len()).map(|_| ApiVersion::sample(g, version)).collect();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        if version >= 3 {
+            this.supported_features = (0..g.len()).map(|_| SupportedFeatureKey::sample(g, version)).collect();
+        }
+        if version >= 3 {
+            this.finalized_features_epoch = g.next() as i64;
+        }
+        if version >= 3 {
+            this.finalized_features = (0..g.len()).map(|_| FinalizedFeatureKey::sample(g, version)).collect();
+        }
+        if version >= 3 {
+            this.zk_migration_ready = g.coin();
+        }
+        this
+    }
+}
+
 /// The APIs supported by the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersion {
@@ -191,6 +219,20 @@ impl Message for ApiVersion {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ApiVersion {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.api_key = g.next() as i16;
+        this.min_version = g.next() as i16;
+        this.max_version = g.next() as i16;
+        this
     }
 }
 
@@ -257,6 +299,26 @@ impl Message for SupportedFeatureKey {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SupportedFeatureKey {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.name = g.string();
+        }
+        if version >= 3 {
+            this.min_version = g.next() as i16;
+        }
+        if version >= 3 {
+            this.max_version = g.next() as i16;
+        }
+        this
+    }
+}
+
 /// List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch >= 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinalizedFeatureKey {
@@ -317,5 +379,25 @@ impl Message for FinalizedFeatureKey {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FinalizedFeatureKey {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.name = g.string();
+        }
+        if version >= 3 {
+            this.max_version_level = g.next() as i16;
+        }
+        if version >= 3 {
+            this.min_version_level = g.next() as i16;
+        }
+        this
     }
 }

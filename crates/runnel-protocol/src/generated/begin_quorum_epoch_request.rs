@@ -88,6 +88,25 @@ impl Message for BeginQuorumEpochRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for BeginQuorumEpochRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        if version >= 1 {
+            this.voter_id = g.next() as i32;
+        }
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        if version >= 1 {
+            this.leader_endpoints = (0..g.len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionData {
     /// The partition index
@@ -147,6 +166,23 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        if version >= 1 {
+            this.voter_directory_id = g.uuid();
+        }
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
     /// The topic name
@@ -192,6 +228,19 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }
 
@@ -255,5 +304,25 @@ impl Message for LeaderEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.name = g.string();
+        }
+        if version >= 1 {
+            this.host = g.string();
+        }
+        if version >= 1 {
+            this.port = g.next() as u16;
+        }
+        this
     }
 }

@@ -71,3 +71,19 @@ impl Message for BrokerHeartbeatResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for BrokerHeartbeatResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.is_caught_up = g.coin();
+        this.is_fenced = g.coin();
+        this.should_shut_down = g.coin();
+        this
+    }
+}

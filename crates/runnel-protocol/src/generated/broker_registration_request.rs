@@ -122,6 +122,32 @@ impl Message for BrokerRegistrationRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for BrokerRegistrationRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        this.cluster_id = g.string();
+        this.incarnation_id = g.uuid();
+        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this.features = (0..g.len()).map(|_| Feature::sample(g, version)).collect();
+        this.rack = if g.coin() { None } else { Some(g.string()) };
+        if version >= 1 {
+            this.is_migrating_zk_broker = g.coin();
+        }
+        if version >= 2 {
+            this.log_dirs = (0..g.len()).map(|_| g.uuid()).collect();
+        }
+        if version >= 3 {
+            this.previous_broker_epoch = g.next() as i64;
+        }
+        this
+    }
+}
+
 /// The listeners of this broker
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -178,6 +204,21 @@ impl Message for Listener {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Listener {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.host = g.string();
+        this.port = g.next() as u16;
+        this.security_protocol = g.next() as i16;
+        this
+    }
+}
+
 /// The features on this broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
@@ -226,5 +267,19 @@ impl Message for Feature {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Feature {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.min_supported_version = g.next() as i16;
+        this.max_supported_version = g.next() as i16;
+        this
     }
 }

@@ -89,6 +89,22 @@ impl Message for ConsumerGroupCurrentMemberAssignmentValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupCurrentMemberAssignmentValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_epoch = g.next() as i32;
+        this.previous_member_epoch = g.next() as i32;
+        this.state = g.next() as i8;
+        this.assigned_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this.partitions_pending_revocation = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitions {
     /// The topic Id.
@@ -134,5 +150,18 @@ impl Message for TopicPartitions {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

@@ -61,6 +61,19 @@ impl Message for ConsumerGroupDescribeResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupDescribeResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.groups = (0..g.len()).map(|_| DescribedGroup::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
@@ -177,6 +190,27 @@ impl Message for Member {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Member {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_id = g.string();
+        this.instance_id = if g.coin() { None } else { Some(g.string()) };
+        this.rack_id = if g.coin() { None } else { Some(g.string()) };
+        this.member_epoch = g.next() as i32;
+        this.client_id = g.string();
+        this.client_host = g.string();
+        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this.subscribed_topic_regex = if g.coin() { None } else { Some(g.string()) };
+        this.assignment = Assignment::sample(g, version);
+        this.target_assignment = Assignment::sample(g, version);
+        this
+    }
+}
+
 /// Each described group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedGroup {
@@ -269,6 +303,26 @@ impl Message for DescribedGroup {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribedGroup {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.group_id = g.string();
+        this.group_state = g.string();
+        this.group_epoch = g.next() as i32;
+        this.assignment_epoch = g.next() as i32;
+        this.assignor_name = g.string();
+        this.members = (0..g.len()).map(|_| Member::sample(g, version)).collect();
+        this.authorized_operations = g.next() as i32;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitions {
     /// The topic ID.
@@ -322,6 +376,20 @@ impl Message for TopicPartitions {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
     /// The assigned topic-partitions to the member.
@@ -363,5 +431,17 @@ impl Message for Assignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Assignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this
     }
 }

@@ -152,6 +152,41 @@ impl Message for ConsumerGroupHeartbeatRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupHeartbeatRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.member_id = g.string();
+        this.member_epoch = g.next() as i32;
+        this.instance_id = if g.coin() { None } else { Some(g.string()) };
+        this.rack_id = if g.coin() { None } else { Some(g.string()) };
+        this.rebalance_timeout_ms = g.next() as i32;
+        this.subscribed_topic_names = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.string()).collect())
+        };
+        if version >= 1 {
+            this.subscribed_topic_regex = if (version >= 1) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.server_assignor = if g.coin() { None } else { Some(g.string()) };
+        this.topic_partitions = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect())
+        };
+        this
+    }
+}
+
 /// null if it didn't change since the last heartbeat; the partitions owned by the member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitions {
@@ -198,5 +233,18 @@ impl Message for TopicPartitions {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

@@ -108,6 +108,28 @@ impl Message for ConsumerGroupHeartbeatResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupHeartbeatResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.member_id = if g.coin() { None } else { Some(g.string()) };
+        this.member_epoch = g.next() as i32;
+        this.heartbeat_interval_ms = g.next() as i32;
+        this.assignment = if g.coin() {
+            None
+        } else {
+            Some(Assignment::sample(g, version))
+        };
+        this
+    }
+}
+
 /// null if not provided; the assignment otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -150,6 +172,18 @@ impl Message for Assignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Assignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this
     }
 }
 
@@ -198,5 +232,18 @@ impl Message for TopicPartitions {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

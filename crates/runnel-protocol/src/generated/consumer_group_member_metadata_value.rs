@@ -152,6 +152,30 @@ impl Message for ConsumerGroupMemberMetadataValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupMemberMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.instance_id = if g.coin() { None } else { Some(g.string()) };
+        this.rack_id = if g.coin() { None } else { Some(g.string()) };
+        this.client_id = g.string();
+        this.client_host = g.string();
+        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this.subscribed_topic_regex = if g.coin() { None } else { Some(g.string()) };
+        this.rebalance_timeout_ms = g.next() as i32;
+        this.server_assignor = if g.coin() { None } else { Some(g.string()) };
+        this.classic_member_metadata = if g.coin() {
+            None
+        } else {
+            Some(ClassicMemberMetadata::sample(g, version))
+        };
+        this
+    }
+}
+
 /// The list of protocols that the member supports if the consumer uses the classic protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassicProtocol {
@@ -195,6 +219,19 @@ impl Message for ClassicProtocol {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ClassicProtocol {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.metadata = g.bytes();
+        this
     }
 }
 
@@ -250,5 +287,18 @@ impl Message for ClassicMemberMetadata {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ClassicMemberMetadata {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.session_timeout_ms = g.next() as i32;
+        this.supported_protocols = (0..g.len()).map(|_| ClassicProtocol::sample(g, version)).collect();
+        this
     }
 }

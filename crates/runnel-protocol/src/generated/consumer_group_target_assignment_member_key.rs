@@ -54,3 +54,16 @@ impl Message for ConsumerGroupTargetAssignmentMemberKey {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupTargetAssignmentMemberKey {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.member_id = g.string();
+        this
+    }
+}

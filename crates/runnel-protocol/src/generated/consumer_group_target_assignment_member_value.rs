@@ -54,6 +54,18 @@ impl Message for ConsumerGroupTargetAssignmentMemberValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupTargetAssignmentMemberValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The assigned partitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartition {
@@ -98,5 +110,18 @@ impl Message for TopicPartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

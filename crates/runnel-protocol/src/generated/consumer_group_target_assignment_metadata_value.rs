@@ -49,3 +49,15 @@ impl Message for ConsumerGroupTargetAssignmentMetadataValue {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerGroupTargetAssignmentMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.assignment_epoch = g.next() as i32;
+        this
+    }
+}

@@ -69,6 +69,19 @@ impl Message for ConsumerProtocolAssignment {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerProtocolAssignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.assigned_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+        this.user_data = if g.coin() { None } else { Some(g.bytes()) };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartition {
     pub topic: String,
@@ -112,5 +125,18 @@ impl Message for TopicPartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

@@ -102,6 +102,32 @@ impl Message for ConsumerProtocolSubscription {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ConsumerProtocolSubscription {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len()).map(|_| g.string()).collect();
+        this.user_data = if g.coin() { None } else { Some(g.bytes()) };
+        if version >= 1 {
+            this.owned_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+        }
+        if version >= 2 {
+            this.generation_id = g.next() as i32;
+        }
+        if version >= 3 {
+            this.rack_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartition {
     pub topic: String,
@@ -154,5 +180,22 @@ impl Message for TopicPartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.topic = g.string();
+        }
+        if version >= 1 {
+            this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }

@@ -60,3 +60,18 @@ impl Message for ControlledShutdownRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ControlledShutdownRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        if version >= 2 {
+            this.broker_epoch = g.next() as i64;
+        }
+        this
+    }
+}

@@ -66,6 +66,19 @@ impl Message for ControlledShutdownResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ControlledShutdownResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.remaining_partitions = (0..g.len()).map(|_| RemainingPartition::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The partitions that the broker still leads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemainingPartition {
@@ -109,5 +122,18 @@ impl Message for RemainingPartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for RemainingPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partition_index = g.next() as i32;
+        this
     }
 }

@@ -80,6 +80,22 @@ impl Message for ControllerRegistrationRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ControllerRegistrationRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.controller_id = g.next() as i32;
+        this.incarnation_id = g.uuid();
+        this.zk_migration_ready = g.coin();
+        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this.features = (0..g.len()).map(|_| Feature::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The listeners of this controller
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -136,6 +152,21 @@ impl Message for Listener {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Listener {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.host = g.string();
+        this.port = g.next() as u16;
+        this.security_protocol = g.next() as i16;
+        this
+    }
+}
+
 /// The features on this controller
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
@@ -184,5 +215,19 @@ impl Message for Feature {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Feature {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.min_supported_version = g.next() as i16;
+        this.max_supported_version = g.next() as i16;
+        this
     }
 }

@@ -56,6 +56,18 @@ impl Message for CreateAclsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreateAclsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.creations = (0..g.len()).map(|_| AclCreation::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The ACLs that we want to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AclCreation {
@@ -128,5 +140,25 @@ impl Message for AclCreation {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AclCreation {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        if version >= 1 {
+            this.resource_pattern_type = g.next() as i8;
+        }
+        this.principal = g.string();
+        this.host = g.string();
+        this.operation = g.next() as i8;
+        this.permission_type = g.next() as i8;
+        this
     }
 }

@@ -99,6 +99,33 @@ impl Message for CreateDelegationTokenRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreateDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.owner_principal_type = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 3 {
+            this.owner_principal_name = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.renewers = (0..g.len()).map(|_| CreatableRenewers::sample(g, version)).collect();
+        this.max_lifetime_ms = g.next() as i64;
+        this
+    }
+}
+
 /// A list of those who are allowed to renew this token before it expires.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableRenewers {
@@ -142,5 +169,18 @@ impl Message for CreatableRenewers {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableRenewers {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.principal_type = g.string();
+        this.principal_name = g.string();
+        this
     }
 }

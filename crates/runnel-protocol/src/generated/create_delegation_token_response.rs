@@ -119,3 +119,29 @@ impl Message for CreateDelegationTokenResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreateDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.principal_type = g.string();
+        this.principal_name = g.string();
+        if version >= 3 {
+            this.token_requester_principal_type = g.string();
+        }
+        if version >= 3 {
+            this.token_requester_principal_name = g.string();
+        }
+        this.issue_timestamp_ms = g.next() as i64;
+        this.expiry_timestamp_ms = g.next() as i64;
+        this.max_timestamp_ms = g.next() as i64;
+        this.token_id = g.string();
+        this.hmac = g.bytes();
+        this.throttle_time_ms = g.next() as i32;
+        this
+    }
+}

@@ -66,6 +66,22 @@ impl Message for CreatePartitionsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatePartitionsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len())
+            .map(|_| CreatePartitionsTopic::sample(g, version))
+            .collect();
+        this.timeout_ms = g.next() as i32;
+        this.validate_only = g.coin();
+        this
+    }
+}
+
 /// The new partition assignments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsAssignment {
@@ -107,6 +123,18 @@ impl Message for CreatePartitionsAssignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatePartitionsAssignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }
 
@@ -170,5 +198,27 @@ impl Message for CreatePartitionsTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatePartitionsTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.count = g.next() as i32;
+        this.assignments = if g.coin() {
+            None
+        } else {
+            Some(
+                (0..g.len())
+                    .map(|_| CreatePartitionsAssignment::sample(g, version))
+                    .collect(),
+            )
+        };
+        this
     }
 }

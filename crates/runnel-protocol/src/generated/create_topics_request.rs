@@ -70,6 +70,22 @@ impl Message for CreateTopicsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreateTopicsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len()).map(|_| CreatableTopic::sample(g, version)).collect();
+        this.timeout_ms = g.next() as i32;
+        if version >= 1 {
+            this.validate_only = g.coin();
+        }
+        this
+    }
+}
+
 /// The manual partition assignment, or the empty array if we are using automatic assignment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableReplicaAssignment {
@@ -116,6 +132,19 @@ impl Message for CreatableReplicaAssignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableReplicaAssignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.broker_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }
 
@@ -169,6 +198,19 @@ impl Message for CreatableTopicConfig {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableTopicConfig {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.value = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }
 
@@ -240,5 +282,23 @@ impl Message for CreatableTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.num_partitions = g.next() as i32;
+        this.replication_factor = g.next() as i16;
+        this.assignments = (0..g.len())
+            .map(|_| CreatableReplicaAssignment::sample(g, version))
+            .collect();
+        this.configs = (0..g.len()).map(|_| CreatableTopicConfig::sample(g, version)).collect();
+        this
     }
 }

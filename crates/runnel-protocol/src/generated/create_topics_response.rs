@@ -65,6 +65,21 @@ impl Message for CreateTopicsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreateTopicsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.topics = (0..g.len()).map(|_| CreatableTopicResult::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Configuration of the topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfigs {
@@ -153,6 +168,36 @@ impl Message for CreatableTopicConfigs {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableTopicConfigs {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 5 {
+            this.name = g.string();
+        }
+        if version >= 5 {
+            this.value = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 5 {
+            this.read_only = g.coin();
+        }
+        if version >= 5 {
+            this.config_source = g.next() as i8;
+        }
+        if version >= 5 {
+            this.is_sensitive = g.coin();
+        }
+        this
     }
 }
 
@@ -282,5 +327,44 @@ impl Message for CreatableTopicResult {
             write_tagged_fields(buf, tagged, &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CreatableTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        if version >= 7 {
+            this.topic_id = g.uuid();
+        }
+        this.error_code = g.next() as i16;
+        if version >= 1 {
+            this.error_message = if g.coin() { None } else { Some(g.string()) };
+        }
+        if version >= 5 {
+            this.topic_config_error_code = g.next() as i16;
+        }
+        if version >= 5 {
+            this.num_partitions = g.next() as i32;
+        }
+        if version >= 5 {
+            this.replication_factor = g.next() as i16;
+        }
+        if version >= 5 {
+            this.configs = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(
+                    (0..g.len())
+                        .map(|_| CreatableTopicConfigs::sample(g, version))
+                        .collect(),
+                )
+            };
+        }
+        this
     }
 }

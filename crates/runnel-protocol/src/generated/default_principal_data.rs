@@ -59,3 +59,17 @@ impl Message for DefaultPrincipalData {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DefaultPrincipalData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.r#type = g.string();
+        this.name = g.string();
+        this.token_authenticated = g.coin();
+        this
+    }
+}

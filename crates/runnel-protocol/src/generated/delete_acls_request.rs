@@ -56,6 +56,18 @@ impl Message for DeleteAclsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteAclsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.filters = (0..g.len()).map(|_| DeleteAclsFilter::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The filters to use when deleting ACLs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsFilter {
@@ -149,5 +161,25 @@ impl Message for DeleteAclsFilter {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteAclsFilter {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resource_type_filter = g.next() as i8;
+        this.resource_name_filter = if g.coin() { None } else { Some(g.string()) };
+        if version >= 1 {
+            this.pattern_type_filter = g.next() as i8;
+        }
+        this.principal_filter = if g.coin() { None } else { Some(g.string()) };
+        this.host_filter = if g.coin() { None } else { Some(g.string()) };
+        this.operation = g.next() as i8;
+        this.permission_type = g.next() as i8;
+        this
     }
 }

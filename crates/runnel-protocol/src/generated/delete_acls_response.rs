@@ -61,6 +61,21 @@ impl Message for DeleteAclsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteAclsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.filter_results = (0..g.len())
+            .map(|_| DeleteAclsFilterResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The ACLs which matched this filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsMatchingAcl {
@@ -153,6 +168,28 @@ impl Message for DeleteAclsMatchingAcl {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteAclsMatchingAcl {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        if version >= 1 {
+            this.pattern_type = g.next() as i8;
+        }
+        this.principal = g.string();
+        this.host = g.string();
+        this.operation = g.next() as i8;
+        this.permission_type = g.next() as i8;
+        this
+    }
+}
+
 /// The results for each filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsFilterResult {
@@ -212,5 +249,21 @@ impl Message for DeleteAclsFilterResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteAclsFilterResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.matching_acls = (0..g.len())
+            .map(|_| DeleteAclsMatchingAcl::sample(g, version))
+            .collect();
+        this
     }
 }

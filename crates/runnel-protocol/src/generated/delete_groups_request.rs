@@ -55,3 +55,15 @@ impl Message for DeleteGroupsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteGroupsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.groups_names = (0..g.len()).map(|_| g.string()).collect();
+        this
+    }
+}

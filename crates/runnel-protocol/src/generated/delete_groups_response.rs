@@ -61,6 +61,19 @@ impl Message for DeleteGroupsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteGroupsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.results = (0..g.len()).map(|_| DeletableGroupResult::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The deletion results
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletableGroupResult {
@@ -104,5 +117,18 @@ impl Message for DeletableGroupResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeletableGroupResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.error_code = g.next() as i16;
+        this
     }
 }

@@ -61,6 +61,19 @@ impl Message for DeleteRecordsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len()).map(|_| DeleteRecordsTopic::sample(g, version)).collect();
+        this.timeout_ms = g.next() as i32;
+        this
+    }
+}
+
 /// Each partition that we want to delete records from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsPartition {
@@ -104,6 +117,19 @@ impl Message for DeleteRecordsPartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.offset = g.next() as i64;
+        this
     }
 }
 
@@ -154,5 +180,20 @@ impl Message for DeleteRecordsTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| DeleteRecordsPartition::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -61,6 +61,21 @@ impl Message for DeleteRecordsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.topics = (0..g.len())
+            .map(|_| DeleteRecordsTopicResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each partition that we wanted to delete records from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsPartitionResult {
@@ -109,6 +124,20 @@ impl Message for DeleteRecordsPartitionResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsPartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.low_watermark = g.next() as i64;
+        this.error_code = g.next() as i16;
+        this
     }
 }
 
@@ -161,5 +190,20 @@ impl Message for DeleteRecordsTopicResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteRecordsTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| DeleteRecordsPartitionResult::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -78,6 +78,24 @@ impl Message for DeleteTopicsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteTopicsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 6 {
+            this.topics = (0..g.len()).map(|_| DeleteTopicState::sample(g, version)).collect();
+        }
+        if version <= 5 {
+            this.topic_names = (0..g.len()).map(|_| g.string()).collect();
+        }
+        this.timeout_ms = g.next() as i32;
+        this
+    }
+}
+
 /// The name or topic ID of the topic
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicState {
@@ -139,5 +157,26 @@ impl Message for DeleteTopicState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteTopicState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 6 {
+            this.name = if (version >= 6) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 6 {
+            this.topic_id = g.uuid();
+        }
+        this
     }
 }

@@ -65,6 +65,21 @@ impl Message for DeleteTopicsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeleteTopicsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.responses = (0..g.len()).map(|_| DeletableTopicResult::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The results for each topic we tried to delete.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletableTopicResult {
@@ -146,5 +161,32 @@ impl Message for DeletableTopicResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DeletableTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = if (version >= 6) && g.coin() {
+            None
+        } else {
+            Some(g.string())
+        };
+        if version >= 6 {
+            this.topic_id = g.uuid();
+        }
+        this.error_code = g.next() as i16;
+        if version >= 5 {
+            this.error_message = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }

@@ -78,6 +78,21 @@ impl Message for DescribeAclsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeAclsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.resources = (0..g.len()).map(|_| DescribeAclsResource::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The ACLs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AclDescription {
@@ -131,6 +146,21 @@ impl Message for AclDescription {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AclDescription {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.principal = g.string();
+        this.host = g.string();
+        this.operation = g.next() as i8;
+        this.permission_type = g.next() as i8;
+        this
     }
 }
 
@@ -195,5 +225,22 @@ impl Message for DescribeAclsResource {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeAclsResource {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        if version >= 1 {
+            this.pattern_type = g.next() as i8;
+        }
+        this.acls = (0..g.len()).map(|_| AclDescription::sample(g, version)).collect();
+        this
     }
 }

@@ -61,6 +61,19 @@ impl Message for DescribeClientQuotasRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeClientQuotasRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.components = (0..g.len()).map(|_| ComponentData::sample(g, version)).collect();
+        this.strict = g.coin();
+        this
+    }
+}
+
 /// Filter components to apply to quota entities.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentData {
@@ -116,5 +129,19 @@ impl Message for ComponentData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ComponentData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity_type = g.string();
+        this.match_type = g.next() as i8;
+        this.r#match = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }

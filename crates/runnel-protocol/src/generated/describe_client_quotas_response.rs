@@ -84,6 +84,25 @@ impl Message for DescribeClientQuotasResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeClientQuotasResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.entries = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| EntryData::sample(g, version)).collect())
+        };
+        this
+    }
+}
+
 /// The quota entity description.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityData {
@@ -137,6 +156,19 @@ impl Message for EntityData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntityData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity_type = g.string();
+        this.entity_name = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The quota values for the entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueData {
@@ -180,6 +212,19 @@ impl Message for ValueData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ValueData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.key = g.string();
+        this.value = (g.next() as i32) as f64;
+        this
     }
 }
 
@@ -234,5 +279,18 @@ impl Message for EntryData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EntryData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
+        this.values = (0..g.len()).map(|_| ValueData::sample(g, version)).collect();
+        this
     }
 }

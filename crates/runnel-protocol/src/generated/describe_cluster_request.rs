@@ -60,3 +60,18 @@ impl Message for DescribeClusterRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeClusterRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.include_cluster_authorized_operations = g.coin();
+        if version >= 1 {
+            this.endpoint_type = g.next() as i8;
+        }
+        this
+    }
+}

@@ -102,6 +102,29 @@ impl Message for DescribeClusterResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeClusterResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        if version >= 1 {
+            this.endpoint_type = g.next() as i8;
+        }
+        this.cluster_id = g.string();
+        this.controller_id = g.next() as i32;
+        this.brokers = (0..g.len())
+            .map(|_| DescribeClusterBroker::sample(g, version))
+            .collect();
+        this.cluster_authorized_operations = g.next() as i32;
+        this
+    }
+}
+
 /// Each broker in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterBroker {
@@ -162,5 +185,20 @@ impl Message for DescribeClusterBroker {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeClusterBroker {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        this.host = g.string();
+        this.port = g.next() as i32;
+        this.rack = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }

@@ -74,6 +74,26 @@ impl Message for DescribeConfigsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resources = (0..g.len())
+            .map(|_| DescribeConfigsResource::sample(g, version))
+            .collect();
+        if version >= 1 {
+            this.include_synonyms = g.coin();
+        }
+        if version >= 3 {
+            this.include_documentation = g.coin();
+        }
+        this
+    }
+}
+
 /// The resources whose configurations we want to describe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResource {
@@ -132,5 +152,23 @@ impl Message for DescribeConfigsResource {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsResource {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        this.configuration_keys = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.string()).collect())
+        };
+        this
     }
 }

@@ -61,6 +61,21 @@ impl Message for DescribeConfigsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.results = (0..g.len())
+            .map(|_| DescribeConfigsResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The synonyms for this configuration key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsSynonym {
@@ -128,6 +143,26 @@ impl Message for DescribeConfigsSynonym {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsSynonym {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.name = g.string();
+        }
+        if version >= 1 {
+            this.value = if g.coin() { None } else { Some(g.string()) };
+        }
+        if version >= 1 {
+            this.source = g.next() as i8;
+        }
+        this
     }
 }
 
@@ -250,6 +285,38 @@ impl Message for DescribeConfigsResourceResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsResourceResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.value = if g.coin() { None } else { Some(g.string()) };
+        this.read_only = g.coin();
+        if version <= 0 {
+            this.is_default = g.coin();
+        }
+        if version >= 1 {
+            this.config_source = g.next() as i8;
+        }
+        this.is_sensitive = g.coin();
+        if version >= 1 {
+            this.synonyms = (0..g.len())
+                .map(|_| DescribeConfigsSynonym::sample(g, version))
+                .collect();
+        }
+        if version >= 3 {
+            this.config_type = g.next() as i8;
+        }
+        if version >= 3 {
+            this.documentation = if g.coin() { None } else { Some(g.string()) };
+        }
+        this
+    }
+}
+
 /// The results for each resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResult {
@@ -321,5 +388,23 @@ impl Message for DescribeConfigsResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeConfigsResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        this.configs = (0..g.len())
+            .map(|_| DescribeConfigsResourceResult::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -64,6 +64,26 @@ impl Message for DescribeDelegationTokenRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.owners = if g.coin() {
+            None
+        } else {
+            Some(
+                (0..g.len())
+                    .map(|_| DescribeDelegationTokenOwner::sample(g, version))
+                    .collect(),
+            )
+        };
+        this
+    }
+}
+
 /// Each owner that we want to describe delegation tokens for, or null to describe all tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeDelegationTokenOwner {
@@ -107,5 +127,18 @@ impl Message for DescribeDelegationTokenOwner {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeDelegationTokenOwner {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.principal_type = g.string();
+        this.principal_name = g.string();
+        this
     }
 }

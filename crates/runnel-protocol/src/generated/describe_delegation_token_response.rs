@@ -66,6 +66,22 @@ impl Message for DescribeDelegationTokenResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.tokens = (0..g.len())
+            .map(|_| DescribedDelegationToken::sample(g, version))
+            .collect();
+        this.throttle_time_ms = g.next() as i32;
+        this
+    }
+}
+
 /// Those who are able to renew this token before it expires.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedDelegationTokenRenewer {
@@ -109,6 +125,19 @@ impl Message for DescribedDelegationTokenRenewer {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribedDelegationTokenRenewer {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.principal_type = g.string();
+        this.principal_name = g.string();
+        this
     }
 }
 
@@ -219,5 +248,32 @@ impl Message for DescribedDelegationToken {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribedDelegationToken {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.principal_type = g.string();
+        this.principal_name = g.string();
+        if version >= 3 {
+            this.token_requester_principal_type = g.string();
+        }
+        if version >= 3 {
+            this.token_requester_principal_name = g.string();
+        }
+        this.issue_timestamp = g.next() as i64;
+        this.expiry_timestamp = g.next() as i64;
+        this.max_timestamp = g.next() as i64;
+        this.token_id = g.string();
+        this.hmac = g.bytes();
+        this.renewers = (0..g.len())
+            .map(|_| DescribedDelegationTokenRenewer::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -64,3 +64,18 @@ impl Message for DescribeGroupsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeGroupsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.groups = (0..g.len()).map(|_| g.string()).collect();
+        if version >= 3 {
+            this.include_authorized_operations = g.coin();
+        }
+        this
+    }
+}

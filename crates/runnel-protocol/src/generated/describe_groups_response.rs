@@ -65,6 +65,21 @@ impl Message for DescribeGroupsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeGroupsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.groups = (0..g.len()).map(|_| DescribedGroup::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The group members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedGroupMember {
@@ -145,6 +160,29 @@ impl Message for DescribedGroupMember {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribedGroupMember {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_id = g.string();
+        if version >= 4 {
+            this.group_instance_id = if (version >= 4) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.client_id = g.string();
+        this.client_host = g.string();
+        this.member_metadata = g.bytes();
+        this.member_assignment = g.bytes();
+        this
+    }
+}
+
 /// Each described group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedGroup {
@@ -221,5 +259,25 @@ impl Message for DescribedGroup {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribedGroup {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.group_id = g.string();
+        this.group_state = g.string();
+        this.protocol_type = g.string();
+        this.protocol_data = g.string();
+        this.members = (0..g.len()).map(|_| DescribedGroupMember::sample(g, version)).collect();
+        if version >= 3 {
+            this.authorized_operations = g.next() as i32;
+        }
+        this
     }
 }

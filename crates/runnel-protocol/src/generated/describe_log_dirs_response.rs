@@ -70,6 +70,24 @@ impl Message for DescribeLogDirsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeLogDirsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        if version >= 3 {
+            this.error_code = g.next() as i16;
+        }
+        this.results = (0..g.len())
+            .map(|_| DescribeLogDirsResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsPartition {
     /// The partition index.
@@ -125,6 +143,21 @@ impl Message for DescribeLogDirsPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeLogDirsPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.partition_size = g.next() as i64;
+        this.offset_lag = g.next() as i64;
+        this.is_future_key = g.coin();
+        this
+    }
+}
+
 /// Each topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsTopic {
@@ -171,6 +204,21 @@ impl Message for DescribeLogDirsTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeLogDirsTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| DescribeLogDirsPartition::sample(g, version))
+            .collect();
+        this
     }
 }
 
@@ -244,5 +292,25 @@ impl Message for DescribeLogDirsResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeLogDirsResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.log_dir = g.string();
+        this.topics = (0..g.len()).map(|_| DescribeLogDirsTopic::sample(g, version)).collect();
+        if version >= 4 {
+            this.total_bytes = g.next() as i64;
+        }
+        if version >= 4 {
+            this.usable_bytes = g.next() as i64;
+        }
+        this
     }
 }

@@ -61,6 +61,19 @@ impl Message for DescribeProducersResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeProducersResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.topics = (0..g.len()).map(|_| TopicResponse::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerState {
     pub producer_id: i64,
@@ -117,6 +130,23 @@ impl Message for ProducerState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ProducerState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.producer_id = g.next() as i64;
+        this.producer_epoch = g.next() as i32;
+        this.last_sequence = g.next() as i32;
+        this.last_timestamp = g.next() as i64;
+        this.coordinator_epoch = g.next() as i32;
+        this.current_txn_start_offset = g.next() as i64;
+        this
     }
 }
 
@@ -186,6 +216,21 @@ impl Message for PartitionResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.active_producers = (0..g.len()).map(|_| ProducerState::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Each topic in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicResponse {
@@ -233,5 +278,18 @@ impl Message for TopicResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionResponse::sample(g, version)).collect();
+        this
     }
 }

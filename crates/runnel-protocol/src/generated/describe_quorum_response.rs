@@ -91,6 +91,29 @@ impl Message for DescribeQuorumResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeQuorumResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        if version >= 2 {
+            this.error_message = if (version >= 2) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        if version >= 2 {
+            this.nodes = (0..g.len()).map(|_| Node::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionData {
     /// The partition index.
@@ -184,6 +207,31 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        if version >= 2 {
+            this.error_message = if (version >= 2) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.high_watermark = g.next() as i64;
+        this.current_voters = (0..g.len()).map(|_| ReplicaState::sample(g, version)).collect();
+        this.observers = (0..g.len()).map(|_| ReplicaState::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
     /// The topic name.
@@ -229,6 +277,19 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }
 
@@ -295,6 +356,26 @@ impl Message for Listener {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Listener {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.name = g.string();
+        }
+        if version >= 2 {
+            this.host = g.string();
+        }
+        if version >= 2 {
+            this.port = g.next() as u16;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     /// The ID of the associated node
@@ -349,6 +430,23 @@ impl Message for Node {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Node {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.node_id = g.next() as i32;
+        }
+        if version >= 2 {
+            this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        }
+        this
     }
 }
 
@@ -419,5 +517,27 @@ impl Message for ReplicaState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReplicaState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.replica_id = g.next() as i32;
+        if version >= 2 {
+            this.replica_directory_id = g.uuid();
+        }
+        this.log_end_offset = g.next() as i64;
+        if version >= 1 {
+            this.last_fetch_timestamp = g.next() as i64;
+        }
+        if version >= 1 {
+            this.last_caught_up_timestamp = g.next() as i64;
+        }
+        this
     }
 }

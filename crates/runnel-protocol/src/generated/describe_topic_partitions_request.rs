@@ -78,6 +78,24 @@ impl Message for DescribeTopicPartitionsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTopicPartitionsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len()).map(|_| TopicRequest::sample(g, version)).collect();
+        this.response_partition_limit = g.next() as i32;
+        this.cursor = if g.coin() {
+            None
+        } else {
+            Some(Cursor::sample(g, version))
+        };
+        this
+    }
+}
+
 /// The topics to fetch details for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRequest {
@@ -116,6 +134,18 @@ impl Message for TopicRequest {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this
     }
 }
 
@@ -162,5 +192,18 @@ impl Message for Cursor {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Cursor {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partition_index = g.next() as i32;
+        this
     }
 }

@@ -80,6 +80,26 @@ impl Message for DescribeTopicPartitionsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTopicPartitionsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.topics = (0..g.len())
+            .map(|_| DescribeTopicPartitionsResponseTopic::sample(g, version))
+            .collect();
+        this.next_cursor = if g.coin() {
+            None
+        } else {
+            Some(Cursor::sample(g, version))
+        };
+        this
+    }
+}
+
 /// Each partition in the topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeTopicPartitionsResponsePartition {
@@ -191,6 +211,34 @@ impl Message for DescribeTopicPartitionsResponsePartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTopicPartitionsResponsePartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.partition_index = g.next() as i32;
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.replica_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.isr_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.eligible_leader_replicas = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.next() as i32).collect())
+        };
+        this.last_known_elr = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.next() as i32).collect())
+        };
+        this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
+    }
+}
+
 /// Each topic in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeTopicPartitionsResponseTopic {
@@ -270,6 +318,25 @@ impl Message for DescribeTopicPartitionsResponseTopic {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTopicPartitionsResponseTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.name = if g.coin() { None } else { Some(g.string()) };
+        this.topic_id = g.uuid();
+        this.is_internal = g.coin();
+        this.partitions = (0..g.len())
+            .map(|_| DescribeTopicPartitionsResponsePartition::sample(g, version))
+            .collect();
+        this.topic_authorized_operations = g.next() as i32;
+        this
+    }
+}
+
 /// The next topic and partition index to fetch details for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
@@ -313,5 +380,18 @@ impl Message for Cursor {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Cursor {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partition_index = g.next() as i32;
+        this
     }
 }

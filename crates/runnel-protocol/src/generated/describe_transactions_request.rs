@@ -55,3 +55,15 @@ impl Message for DescribeTransactionsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTransactionsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.transactional_ids = (0..g.len()).map(|_| g.string()).collect();
+        this
+    }
+}

@@ -60,6 +60,19 @@ impl Message for DescribeTransactionsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeTransactionsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.transaction_states = (0..g.len()).map(|_| TransactionState::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
@@ -104,6 +117,19 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }
 
@@ -176,5 +202,24 @@ impl Message for TransactionState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TransactionState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.transactional_id = g.string();
+        this.transaction_state = g.string();
+        this.transaction_timeout_ms = g.next() as i32;
+        this.transaction_start_time_ms = g.next() as i64;
+        this.producer_id = g.next() as i64;
+        this.producer_epoch = g.next() as i16;
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this
     }
 }

@@ -62,6 +62,22 @@ impl Message for DescribeUserScramCredentialsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeUserScramCredentialsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.users = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| UserName::sample(g, version)).collect())
+        };
+        this
+    }
+}
+
 /// The users to describe, or null/empty to describe all users.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserName {
@@ -100,5 +116,17 @@ impl Message for UserName {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UserName {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this
     }
 }

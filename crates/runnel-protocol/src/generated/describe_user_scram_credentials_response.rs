@@ -80,6 +80,23 @@ impl Message for DescribeUserScramCredentialsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeUserScramCredentialsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.results = (0..g.len())
+            .map(|_| DescribeUserScramCredentialsResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The mechanism and related information associated with the user's SCRAM credentials.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CredentialInfo {
@@ -123,6 +140,19 @@ impl Message for CredentialInfo {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CredentialInfo {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.mechanism = g.next() as i8;
+        this.iterations = g.next() as i32;
+        this
     }
 }
 
@@ -190,5 +220,20 @@ impl Message for DescribeUserScramCredentialsResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for DescribeUserScramCredentialsResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.user = g.string();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.credential_infos = (0..g.len()).map(|_| CredentialInfo::sample(g, version)).collect();
+        this
     }
 }

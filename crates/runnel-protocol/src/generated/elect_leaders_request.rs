@@ -76,6 +76,26 @@ impl Message for ElectLeadersRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ElectLeadersRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.election_type = g.next() as i8;
+        }
+        this.topic_partitions = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect())
+        };
+        this.timeout_ms = g.next() as i32;
+        this
+    }
+}
+
 /// The topic partitions to elect leaders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitions {
@@ -122,5 +142,18 @@ impl Message for TopicPartitions {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

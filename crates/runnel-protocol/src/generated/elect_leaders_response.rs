@@ -76,6 +76,24 @@ impl Message for ElectLeadersResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ElectLeadersResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        if version >= 1 {
+            this.error_code = g.next() as i16;
+        }
+        this.replica_election_results = (0..g.len())
+            .map(|_| ReplicaElectionResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The results for each partition
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionResult {
@@ -134,6 +152,20 @@ impl Message for PartitionResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_id = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaElectionResult {
@@ -181,5 +213,18 @@ impl Message for ReplicaElectionResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReplicaElectionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partition_result = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this
     }
 }

@@ -79,6 +79,22 @@ impl Message for EndQuorumEpochRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EndQuorumEpochRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        if version >= 1 {
+            this.leader_endpoints = (0..g.len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// A sorted list of preferred candidates to start the election
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaInfo {
@@ -128,6 +144,23 @@ impl Message for ReplicaInfo {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReplicaInfo {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.candidate_id = g.next() as i32;
+        }
+        if version >= 1 {
+            this.candidate_directory_id = g.uuid();
+        }
+        this
     }
 }
 
@@ -217,6 +250,26 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        if version <= 0 {
+            this.preferred_successors = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        if version >= 1 {
+            this.preferred_candidates = (0..g.len()).map(|_| ReplicaInfo::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
     /// The topic name.
@@ -262,6 +315,19 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }
 
@@ -325,5 +391,25 @@ impl Message for LeaderEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.name = g.string();
+        }
+        if version >= 1 {
+            this.host = g.string();
+        }
+        if version >= 1 {
+            this.port = g.next() as u16;
+        }
+        this
     }
 }

@@ -66,3 +66,18 @@ impl Message for EndTxnRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EndTxnRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.transactional_id = g.string();
+        this.producer_id = g.next() as i64;
+        this.producer_epoch = g.next() as i16;
+        this.committed = g.coin();
+        this
+    }
+}

@@ -68,3 +68,17 @@ impl Message for EnvelopeRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EnvelopeRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.request_data = g.bytes();
+        this.request_principal = if g.coin() { None } else { Some(g.bytes()) };
+        this.client_host_address = g.bytes();
+        this
+    }
+}

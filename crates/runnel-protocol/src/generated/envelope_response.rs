@@ -63,3 +63,16 @@ impl Message for EnvelopeResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EnvelopeResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.response_data = if g.coin() { None } else { Some(g.bytes()) };
+        this.error_code = g.next() as i16;
+        this
+    }
+}

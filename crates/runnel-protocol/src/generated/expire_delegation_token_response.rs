@@ -61,3 +61,17 @@ impl Message for ExpireDelegationTokenResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ExpireDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.expiry_timestamp_ms = g.next() as i64;
+        this.throttle_time_ms = g.next() as i32;
+        this
+    }
+}

@@ -180,6 +180,51 @@ impl Message for FetchRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 12 {
+            this.cluster_id = if (version >= 12) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version <= 14 {
+            this.replica_id = g.next() as i32;
+        }
+        if version >= 15 {
+            this.replica_state = ReplicaState::sample(g, version);
+        }
+        this.max_wait_ms = g.next() as i32;
+        this.min_bytes = g.next() as i32;
+        if version >= 3 {
+            this.max_bytes = g.next() as i32;
+        }
+        if version >= 4 {
+            this.isolation_level = g.next() as i8;
+        }
+        if version >= 7 {
+            this.session_id = g.next() as i32;
+        }
+        if version >= 7 {
+            this.session_epoch = g.next() as i32;
+        }
+        this.topics = (0..g.len()).map(|_| FetchTopic::sample(g, version)).collect();
+        if version >= 7 {
+            this.forgotten_topics_data = (0..g.len()).map(|_| ForgottenTopic::sample(g, version)).collect();
+        }
+        if version >= 11 {
+            this.rack_id = g.string();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaState {
     /// The replica ID of the follower, or -1 if this request is from a consumer.
@@ -230,6 +275,23 @@ impl Message for ReplicaState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReplicaState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 15 {
+            this.replica_id = g.next() as i32;
+        }
+        if version >= 15 {
+            this.replica_epoch = g.next() as i64;
+        }
+        this
     }
 }
 
@@ -329,6 +391,32 @@ impl Message for FetchPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        if version >= 9 {
+            this.current_leader_epoch = g.next() as i32;
+        }
+        this.fetch_offset = g.next() as i64;
+        if version >= 12 {
+            this.last_fetched_epoch = g.next() as i32;
+        }
+        if version >= 5 {
+            this.log_start_offset = g.next() as i64;
+        }
+        this.partition_max_bytes = g.next() as i32;
+        if version >= 17 {
+            this.replica_directory_id = g.uuid();
+        }
+        this
+    }
+}
+
 /// The topics to fetch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchTopic {
@@ -389,6 +477,24 @@ impl Message for FetchTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 12 {
+            this.topic = g.string();
+        }
+        if version >= 13 {
+            this.topic_id = g.uuid();
+        }
+        this.partitions = (0..g.len()).map(|_| FetchPartition::sample(g, version)).collect();
+        this
     }
 }
 
@@ -456,5 +562,25 @@ impl Message for ForgottenTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ForgottenTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 7 && version <= 12 {
+            this.topic = g.string();
+        }
+        if version >= 13 {
+            this.topic_id = g.uuid();
+        }
+        if version >= 7 {
+            this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }

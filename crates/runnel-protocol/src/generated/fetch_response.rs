@@ -105,6 +105,32 @@ impl Message for FetchResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        if version >= 7 {
+            this.error_code = g.next() as i16;
+        }
+        if version >= 7 {
+            this.session_id = g.next() as i32;
+        }
+        this.responses = (0..g.len())
+            .map(|_| FetchableTopicResponse::sample(g, version))
+            .collect();
+        if version >= 16 {
+            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// In case divergence is detected based on the `LastFetchedEpoch` and `FetchOffset` in the request, this field indicates the largest epoch and its end offset such that subsequent records are known to diverge
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochEndOffset {
@@ -154,6 +180,23 @@ impl Message for EpochEndOffset {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EpochEndOffset {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 12 {
+            this.epoch = g.next() as i32;
+        }
+        if version >= 12 {
+            this.end_offset = g.next() as i64;
+        }
+        this
     }
 }
 
@@ -210,6 +253,23 @@ impl Message for LeaderIdAndEpoch {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 12 {
+            this.leader_id = g.next() as i32;
+        }
+        if version >= 12 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this
+    }
+}
+
 /// In the case of fetching an offset less than the LogStartOffset, this is the end offset and epoch that should be used in the FetchSnapshot request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
@@ -251,6 +311,19 @@ impl Message for SnapshotId {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SnapshotId {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.end_offset = g.next() as i64;
+        this.epoch = g.next() as i32;
+        this
     }
 }
 
@@ -305,6 +378,23 @@ impl Message for AbortedTransaction {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AbortedTransaction {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.producer_id = g.next() as i64;
+        }
+        if version >= 4 {
+            this.first_offset = g.next() as i64;
+        }
+        this
     }
 }
 
@@ -467,6 +557,46 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.high_watermark = g.next() as i64;
+        if version >= 4 {
+            this.last_stable_offset = g.next() as i64;
+        }
+        if version >= 5 {
+            this.log_start_offset = g.next() as i64;
+        }
+        if version >= 12 {
+            this.diverging_epoch = EpochEndOffset::sample(g, version);
+        }
+        if version >= 12 {
+            this.current_leader = LeaderIdAndEpoch::sample(g, version);
+        }
+        if version >= 12 {
+            this.snapshot_id = SnapshotId::sample(g, version);
+        }
+        if version >= 4 {
+            this.aborted_transactions = if (version >= 4) && g.coin() {
+                None
+            } else {
+                Some((0..g.len()).map(|_| AbortedTransaction::sample(g, version)).collect())
+            };
+        }
+        if version >= 11 {
+            this.preferred_read_replica = g.next() as i32;
+        }
+        this.records = if g.coin() { None } else { Some(g.bytes()) };
+        this
+    }
+}
+
 /// The response topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchableTopicResponse {
@@ -527,6 +657,24 @@ impl Message for FetchableTopicResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchableTopicResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 12 {
+            this.topic = g.string();
+        }
+        if version >= 13 {
+            this.topic_id = g.uuid();
+        }
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }
 
@@ -609,5 +757,32 @@ impl Message for NodeEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for NodeEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 16 {
+            this.node_id = g.next() as i32;
+        }
+        if version >= 16 {
+            this.host = g.string();
+        }
+        if version >= 16 {
+            this.port = g.next() as i32;
+        }
+        if version >= 16 {
+            this.rack = if (version >= 16) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }

@@ -91,6 +91,21 @@ impl Message for FetchSnapshotRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchSnapshotRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        this.replica_id = g.next() as i32;
+        this.max_bytes = g.next() as i32;
+        this.topics = (0..g.len()).map(|_| TopicSnapshot::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The snapshot endOffset and epoch to fetch
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
@@ -132,6 +147,19 @@ impl Message for SnapshotId {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SnapshotId {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.end_offset = g.next() as i64;
+        this.epoch = g.next() as i32;
+        this
     }
 }
 
@@ -209,6 +237,24 @@ impl Message for PartitionSnapshot {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionSnapshot {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.current_leader_epoch = g.next() as i32;
+        this.snapshot_id = SnapshotId::sample(g, version);
+        this.position = g.next() as i64;
+        if version >= 1 {
+            this.replica_directory_id = g.uuid();
+        }
+        this
+    }
+}
+
 /// The topics to fetch
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicSnapshot {
@@ -256,5 +302,18 @@ impl Message for TopicSnapshot {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicSnapshot {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionSnapshot::sample(g, version)).collect();
+        this
     }
 }

@@ -88,6 +88,23 @@ impl Message for FetchSnapshotResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchSnapshotResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.topics = (0..g.len()).map(|_| TopicSnapshot::sample(g, version)).collect();
+        if version >= 1 {
+            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// The snapshot endOffset and epoch fetched
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
@@ -129,6 +146,19 @@ impl Message for SnapshotId {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SnapshotId {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.end_offset = g.next() as i64;
+        this.epoch = g.next() as i32;
+        this
     }
 }
 
@@ -174,6 +204,19 @@ impl Message for LeaderIdAndEpoch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this
     }
 }
 
@@ -270,6 +313,24 @@ impl Message for PartitionSnapshot {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionSnapshot {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.snapshot_id = SnapshotId::sample(g, version);
+        this.current_leader = LeaderIdAndEpoch::sample(g, version);
+        this.size = g.next() as i64;
+        this.position = g.next() as i64;
+        this.unaligned_records = Some(g.bytes());
+        this
+    }
+}
+
 /// The topics to fetch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicSnapshot {
@@ -317,6 +378,19 @@ impl Message for TopicSnapshot {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicSnapshot {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionSnapshot::sample(g, version)).collect();
+        this
     }
 }
 
@@ -380,5 +454,25 @@ impl Message for NodeEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for NodeEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.node_id = g.next() as i32;
+        }
+        if version >= 1 {
+            this.host = g.string();
+        }
+        if version >= 1 {
+            this.port = g.next() as u16;
+        }
+        this
     }
 }

@@ -77,3 +77,23 @@ impl Message for FindCoordinatorRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FindCoordinatorRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 3 {
+            this.key = g.string();
+        }
+        if version >= 1 {
+            this.key_type = g.next() as i8;
+        }
+        if version >= 4 {
+            this.coordinator_keys = (0..g.len()).map(|_| g.string()).collect();
+        }
+        this
+    }
+}

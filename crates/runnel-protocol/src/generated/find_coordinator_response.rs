@@ -124,6 +124,42 @@ impl Message for FindCoordinatorResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FindCoordinatorResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        if version <= 3 {
+            this.error_code = g.next() as i16;
+        }
+        if version >= 1 && version <= 3 {
+            this.error_message = if (version >= 1 && version <= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version <= 3 {
+            this.node_id = g.next() as i32;
+        }
+        if version <= 3 {
+            this.host = g.string();
+        }
+        if version <= 3 {
+            this.port = g.next() as i32;
+        }
+        if version >= 4 {
+            this.coordinators = (0..g.len()).map(|_| Coordinator::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// Each coordinator result in the response
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coordinator {
@@ -221,5 +257,38 @@ impl Message for Coordinator {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Coordinator {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.key = g.string();
+        }
+        if version >= 4 {
+            this.node_id = g.next() as i32;
+        }
+        if version >= 4 {
+            this.host = g.string();
+        }
+        if version >= 4 {
+            this.port = g.next() as i32;
+        }
+        if version >= 4 {
+            this.error_code = g.next() as i16;
+        }
+        if version >= 4 {
+            this.error_message = if (version >= 4) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }

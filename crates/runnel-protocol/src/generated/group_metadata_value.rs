@@ -91,6 +91,25 @@ impl Message for GroupMetadataValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for GroupMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.protocol_type = g.string();
+        this.generation = g.next() as i32;
+        this.protocol = if g.coin() { None } else { Some(g.string()) };
+        this.leader = if g.coin() { None } else { Some(g.string()) };
+        if version >= 2 {
+            this.current_state_timestamp = g.next() as i64;
+        }
+        this.members = (0..g.len()).map(|_| MemberMetadata::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberMetadata {
     pub member_id: String,
@@ -173,5 +192,32 @@ impl Message for MemberMetadata {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MemberMetadata {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_id = g.string();
+        if version >= 3 {
+            this.group_instance_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.client_id = g.string();
+        this.client_host = g.string();
+        if version >= 1 {
+            this.rebalance_timeout = g.next() as i32;
+        }
+        this.session_timeout = g.next() as i32;
+        this.subscription = g.bytes();
+        this.assignment = g.bytes();
+        this
     }
 }

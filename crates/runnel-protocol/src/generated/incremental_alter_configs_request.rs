@@ -61,6 +61,19 @@ impl Message for IncrementalAlterConfigsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for IncrementalAlterConfigsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resources = (0..g.len()).map(|_| AlterConfigsResource::sample(g, version)).collect();
+        this.validate_only = g.coin();
+        this
+    }
+}
+
 /// The configurations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterableConfig {
@@ -119,6 +132,20 @@ impl Message for AlterableConfig {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterableConfig {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.config_operation = g.next() as i8;
+        this.value = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The incremental updates for each resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterConfigsResource {
@@ -171,5 +198,19 @@ impl Message for AlterConfigsResource {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AlterConfigsResource {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.resource_type = g.next() as i8;
+        this.resource_name = g.string();
+        this.configs = (0..g.len()).map(|_| AlterableConfig::sample(g, version)).collect();
+        this
     }
 }

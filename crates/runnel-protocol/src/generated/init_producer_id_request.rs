@@ -81,3 +81,22 @@ impl Message for InitProducerIdRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for InitProducerIdRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.transactional_id = if g.coin() { None } else { Some(g.string()) };
+        this.transaction_timeout_ms = g.next() as i32;
+        if version >= 3 {
+            this.producer_id = g.next() as i64;
+        }
+        if version >= 3 {
+            this.producer_epoch = g.next() as i16;
+        }
+        this
+    }
+}

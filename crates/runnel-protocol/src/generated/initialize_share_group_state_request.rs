@@ -61,6 +61,19 @@ impl Message for InitializeShareGroupStateRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for InitializeShareGroupStateRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.topics = (0..g.len()).map(|_| InitializeStateData::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The data for the partitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionData {
@@ -112,6 +125,20 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.state_epoch = g.next() as i32;
+        this.start_offset = g.next() as i64;
+        this
+    }
+}
+
 /// The data for the topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitializeStateData {
@@ -159,5 +186,18 @@ impl Message for InitializeStateData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for InitializeStateData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }

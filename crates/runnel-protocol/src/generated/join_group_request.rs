@@ -123,6 +123,41 @@ impl Message for JoinGroupRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for JoinGroupRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.session_timeout_ms = g.next() as i32;
+        if version >= 1 {
+            this.rebalance_timeout_ms = g.next() as i32;
+        }
+        this.member_id = g.string();
+        if version >= 5 {
+            this.group_instance_id = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.protocol_type = g.string();
+        this.protocols = (0..g.len())
+            .map(|_| JoinGroupRequestProtocol::sample(g, version))
+            .collect();
+        if version >= 8 {
+            this.reason = if (version >= 8) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
+    }
+}
+
 /// The list of protocols that the member supports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupRequestProtocol {
@@ -166,5 +201,18 @@ impl Message for JoinGroupRequestProtocol {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for JoinGroupRequestProtocol {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.metadata = g.bytes();
+        this
     }
 }

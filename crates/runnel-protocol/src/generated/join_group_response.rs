@@ -127,6 +127,42 @@ impl Message for JoinGroupResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for JoinGroupResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.error_code = g.next() as i16;
+        this.generation_id = g.next() as i32;
+        if version >= 7 {
+            this.protocol_type = if (version >= 7) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.protocol_name = if (version >= 7) && g.coin() {
+            None
+        } else {
+            Some(g.string())
+        };
+        this.leader = g.string();
+        if version >= 9 {
+            this.skip_assignment = g.coin();
+        }
+        this.member_id = g.string();
+        this.members = (0..g.len())
+            .map(|_| JoinGroupResponseMember::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupResponseMember {
     /// The group member ID.
@@ -188,5 +224,25 @@ impl Message for JoinGroupResponseMember {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for JoinGroupResponseMember {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_id = g.string();
+        if version >= 5 {
+            this.group_instance_id = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.metadata = g.bytes();
+        this
     }
 }

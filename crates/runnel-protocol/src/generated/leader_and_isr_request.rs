@@ -126,6 +126,41 @@ impl Message for LeaderAndIsrRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.controller_id = g.next() as i32;
+        if version >= 7 {
+            this.is_k_raft_controller = g.coin();
+        }
+        this.controller_epoch = g.next() as i32;
+        if version >= 2 {
+            this.broker_epoch = g.next() as i64;
+        }
+        if version >= 5 {
+            this.r#type = g.next() as i8;
+        }
+        if version <= 1 {
+            this.ungrouped_partition_states = (0..g.len())
+                .map(|_| LeaderAndIsrPartitionState::sample(g, version))
+                .collect();
+        }
+        if version >= 2 {
+            this.topic_states = (0..g.len())
+                .map(|_| LeaderAndIsrTopicState::sample(g, version))
+                .collect();
+        }
+        this.live_leaders = (0..g.len())
+            .map(|_| LeaderAndIsrLiveLeader::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrTopicState {
@@ -195,6 +230,28 @@ impl Message for LeaderAndIsrTopicState {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrTopicState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.topic_name = g.string();
+        }
+        if version >= 5 {
+            this.topic_id = g.uuid();
+        }
+        if version >= 2 {
+            this.partition_states = (0..g.len())
+                .map(|_| LeaderAndIsrPartitionState::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// The current live leaders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrLiveLeader {
@@ -243,6 +300,20 @@ impl Message for LeaderAndIsrLiveLeader {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrLiveLeader {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.broker_id = g.next() as i32;
+        this.host_name = g.string();
+        this.port = g.next() as i32;
+        this
     }
 }
 
@@ -372,5 +443,38 @@ impl Message for LeaderAndIsrPartitionState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrPartitionState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 1 {
+            this.topic_name = g.string();
+        }
+        this.partition_index = g.next() as i32;
+        this.controller_epoch = g.next() as i32;
+        this.leader = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.isr = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_epoch = g.next() as i32;
+        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        if version >= 3 {
+            this.adding_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        if version >= 3 {
+            this.removing_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        if version >= 1 {
+            this.is_new = g.coin();
+        }
+        if version >= 6 {
+            this.leader_recovery_state = g.next() as i8;
+        }
+        this
     }
 }

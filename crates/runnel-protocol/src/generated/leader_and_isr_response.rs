@@ -80,6 +80,28 @@ impl Message for LeaderAndIsrResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        if version <= 4 {
+            this.partition_errors = (0..g.len())
+                .map(|_| LeaderAndIsrPartitionError::sample(g, version))
+                .collect();
+        }
+        if version >= 5 {
+            this.topics = (0..g.len())
+                .map(|_| LeaderAndIsrTopicError::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// Each topic
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrTopicError {
@@ -140,6 +162,25 @@ impl Message for LeaderAndIsrTopicError {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrTopicError {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 5 {
+            this.topic_id = g.uuid();
+        }
+        if version >= 5 {
+            this.partition_errors = (0..g.len())
+                .map(|_| LeaderAndIsrPartitionError::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrPartitionError {
     /// The topic name.
@@ -191,5 +232,21 @@ impl Message for LeaderAndIsrPartitionError {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderAndIsrPartitionError {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 4 {
+            this.topic_name = g.string();
+        }
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this
     }
 }

@@ -73,6 +73,21 @@ impl Message for LeaderChangeMessage {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderChangeMessage {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.version = g.next() as i16;
+        this.leader_id = g.next() as i32;
+        this.voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
+        this.granting_voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Voter {
     pub voter_id: i32,
@@ -118,5 +133,20 @@ impl Message for Voter {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Voter {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.voter_id = g.next() as i32;
+        if version >= 1 {
+            this.voter_directory_id = g.uuid();
+        }
+        this
     }
 }

@@ -74,6 +74,24 @@ impl Message for LeaveGroupRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaveGroupRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        if version <= 2 {
+            this.member_id = g.string();
+        }
+        if version >= 3 {
+            this.members = (0..g.len()).map(|_| MemberIdentity::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// List of leaving member identities.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberIdentity {
@@ -154,5 +172,33 @@ impl Message for MemberIdentity {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MemberIdentity {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.member_id = g.string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 5 {
+            this.reason = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }

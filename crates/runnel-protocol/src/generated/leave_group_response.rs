@@ -74,6 +74,24 @@ impl Message for LeaveGroupResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaveGroupResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.error_code = g.next() as i16;
+        if version >= 3 {
+            this.members = (0..g.len()).map(|_| MemberResponse::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// List of leaving member responses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberResponse {
@@ -144,5 +162,29 @@ impl Message for MemberResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MemberResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.member_id = g.string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 3 {
+            this.error_code = g.next() as i16;
+        }
+        this
     }
 }

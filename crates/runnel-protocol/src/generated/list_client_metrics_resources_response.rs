@@ -72,6 +72,22 @@ impl Message for ListClientMetricsResourcesResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListClientMetricsResourcesResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.client_metrics_resources = (0..g.len())
+            .map(|_| ClientMetricsResource::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each client metrics resource in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientMetricsResource {
@@ -110,5 +126,17 @@ impl Message for ClientMetricsResource {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ClientMetricsResource {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this
     }
 }

@@ -72,3 +72,20 @@ impl Message for ListGroupsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListGroupsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 4 {
+            this.states_filter = (0..g.len()).map(|_| g.string()).collect();
+        }
+        if version >= 5 {
+            this.types_filter = (0..g.len()).map(|_| g.string()).collect();
+        }
+        this
+    }
+}

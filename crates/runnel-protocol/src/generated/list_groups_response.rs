@@ -70,6 +70,22 @@ impl Message for ListGroupsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListGroupsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.error_code = g.next() as i16;
+        this.groups = (0..g.len()).map(|_| ListedGroup::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Each group in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedGroup {
@@ -131,5 +147,24 @@ impl Message for ListedGroup {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListedGroup {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.protocol_type = g.string();
+        if version >= 4 {
+            this.group_state = g.string();
+        }
+        if version >= 5 {
+            this.group_type = g.string();
+        }
+        this
     }
 }

@@ -79,6 +79,25 @@ impl Message for ListOffsetsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.replica_id = g.next() as i32;
+        if version >= 2 {
+            this.isolation_level = g.next() as i8;
+        }
+        this.topics = (0..g.len()).map(|_| ListOffsetsTopic::sample(g, version)).collect();
+        if version >= 10 {
+            this.timeout_ms = g.next() as i32;
+        }
+        this
+    }
+}
+
 /// Each partition in the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsPartition {
@@ -143,6 +162,25 @@ impl Message for ListOffsetsPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        if version >= 4 {
+            this.current_leader_epoch = g.next() as i32;
+        }
+        this.timestamp = g.next() as i64;
+        if version <= 0 {
+            this.max_num_offsets = g.next() as i32;
+        }
+        this
+    }
+}
+
 /// Each topic in the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsTopic {
@@ -190,5 +228,18 @@ impl Message for ListOffsetsTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len()).map(|_| ListOffsetsPartition::sample(g, version)).collect();
+        this
     }
 }

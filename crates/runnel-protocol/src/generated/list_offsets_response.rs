@@ -65,6 +65,23 @@ impl Message for ListOffsetsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.topics = (0..g.len())
+            .map(|_| ListOffsetsTopicResponse::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each partition in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsPartitionResponse {
@@ -150,6 +167,31 @@ impl Message for ListOffsetsPartitionResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsPartitionResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        if version <= 0 {
+            this.old_style_offsets = (0..g.len()).map(|_| g.next() as i64).collect();
+        }
+        if version >= 1 {
+            this.timestamp = g.next() as i64;
+        }
+        if version >= 1 {
+            this.offset = g.next() as i64;
+        }
+        if version >= 4 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this
+    }
+}
+
 /// Each topic in the response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsTopicResponse {
@@ -199,5 +241,20 @@ impl Message for ListOffsetsTopicResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListOffsetsTopicResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| ListOffsetsPartitionResponse::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -69,6 +69,27 @@ impl Message for ListPartitionReassignmentsRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListPartitionReassignmentsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.timeout_ms = g.next() as i32;
+        this.topics = if g.coin() {
+            None
+        } else {
+            Some(
+                (0..g.len())
+                    .map(|_| ListPartitionReassignmentsTopics::sample(g, version))
+                    .collect(),
+            )
+        };
+        this
+    }
+}
+
 /// The topics to list partition reassignments for, or null to list everything.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPartitionReassignmentsTopics {
@@ -116,5 +137,18 @@ impl Message for ListPartitionReassignmentsTopics {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListPartitionReassignmentsTopics {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

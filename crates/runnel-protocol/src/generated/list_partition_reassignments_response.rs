@@ -78,6 +78,23 @@ impl Message for ListPartitionReassignmentsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListPartitionReassignmentsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.topics = (0..g.len())
+            .map(|_| OngoingTopicReassignment::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The ongoing reassignments for each partition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OngoingPartitionReassignment {
@@ -145,6 +162,21 @@ impl Message for OngoingPartitionReassignment {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OngoingPartitionReassignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.adding_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.removing_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
+    }
+}
+
 /// The ongoing reassignments for each topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OngoingTopicReassignment {
@@ -194,5 +226,20 @@ impl Message for OngoingTopicReassignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OngoingTopicReassignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| OngoingPartitionReassignment::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -73,3 +73,19 @@ impl Message for ListTransactionsRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListTransactionsRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.state_filters = (0..g.len()).map(|_| g.string()).collect();
+        this.producer_id_filters = (0..g.len()).map(|_| g.next() as i64).collect();
+        if version >= 1 {
+            this.duration_filter = g.next() as i64;
+        }
+        this
+    }
+}

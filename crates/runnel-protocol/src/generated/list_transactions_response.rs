@@ -78,6 +78,21 @@ impl Message for ListTransactionsResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ListTransactionsResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.unknown_state_filters = (0..g.len()).map(|_| g.string()).collect();
+        this.transaction_states = (0..g.len()).map(|_| TransactionState::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransactionState {
     pub transactional_id: String,
@@ -123,5 +138,19 @@ impl Message for TransactionState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TransactionState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.transactional_id = g.string();
+        this.producer_id = g.next() as i64;
+        this.transaction_state = g.string();
+        this
     }
 }

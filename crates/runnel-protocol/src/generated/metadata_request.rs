@@ -92,6 +92,31 @@ impl Message for MetadataRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = if (version >= 1) && g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| MetadataRequestTopic::sample(g, version)).collect())
+        };
+        if version >= 4 {
+            this.allow_auto_topic_creation = g.coin();
+        }
+        if version >= 8 && version <= 10 {
+            this.include_cluster_authorized_operations = g.coin();
+        }
+        if version >= 8 {
+            this.include_topic_authorized_operations = g.coin();
+        }
+        this
+    }
+}
+
 /// The topics to fetch metadata for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequestTopic {
@@ -149,5 +174,24 @@ impl Message for MetadataRequestTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataRequestTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 10 {
+            this.topic_id = g.uuid();
+        }
+        this.name = if (version >= 10) && g.coin() {
+            None
+        } else {
+            Some(g.string())
+        };
+        this
     }
 }

@@ -111,6 +111,39 @@ impl Message for MetadataResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.brokers = (0..g.len())
+            .map(|_| MetadataResponseBroker::sample(g, version))
+            .collect();
+        if version >= 2 {
+            this.cluster_id = if (version >= 2) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 1 {
+            this.controller_id = g.next() as i32;
+        }
+        this.topics = (0..g.len())
+            .map(|_| MetadataResponseTopic::sample(g, version))
+            .collect();
+        if version >= 8 && version <= 10 {
+            this.cluster_authorized_operations = g.next() as i32;
+        }
+        this
+    }
+}
+
 /// A list of brokers present in the cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponseBroker {
@@ -178,6 +211,27 @@ impl Message for MetadataResponseBroker {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataResponseBroker {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.node_id = g.next() as i32;
+        this.host = g.string();
+        this.port = g.next() as i32;
+        if version >= 1 {
+            this.rack = if (version >= 1) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }
 
@@ -267,6 +321,28 @@ impl Message for MetadataResponsePartition {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataResponsePartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.partition_index = g.next() as i32;
+        this.leader_id = g.next() as i32;
+        if version >= 7 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this.replica_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.isr_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        if version >= 5 {
+            this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }
 
@@ -361,5 +437,34 @@ impl Message for MetadataResponseTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for MetadataResponseTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.name = if (version >= 12) && g.coin() {
+            None
+        } else {
+            Some(g.string())
+        };
+        if version >= 10 {
+            this.topic_id = g.uuid();
+        }
+        if version >= 1 {
+            this.is_internal = g.coin();
+        }
+        this.partitions = (0..g.len())
+            .map(|_| MetadataResponsePartition::sample(g, version))
+            .collect();
+        if version >= 8 {
+            this.topic_authorized_operations = g.next() as i32;
+        }
+        this
     }
 }

@@ -2411,6 +2411,1081 @@ impl From<write_txn_markers_response::WriteTxnMarkersResponse> for ResponseBody 
     }
 }
 
+/// Encodes and decodes a random value of every message at every version; returns how many
+/// were checked, or the first mismatch.
+#[cfg(test)]
+pub(crate) fn round_trip_every_message(seed: u64) -> Result<usize, String> {
+    let mut g = crate::sample::SampleGen::new(seed);
+    let mut checked = 0;
+    checked += round_trip::<add_offsets_to_txn_request::AddOffsetsToTxnRequest>(
+        &mut g,
+        add_offsets_to_txn_request::VALID_VERSIONS,
+        "AddOffsetsToTxnRequest",
+    )?;
+    checked += round_trip::<add_offsets_to_txn_response::AddOffsetsToTxnResponse>(
+        &mut g,
+        add_offsets_to_txn_response::VALID_VERSIONS,
+        "AddOffsetsToTxnResponse",
+    )?;
+    checked += round_trip::<add_partitions_to_txn_request::AddPartitionsToTxnRequest>(
+        &mut g,
+        add_partitions_to_txn_request::VALID_VERSIONS,
+        "AddPartitionsToTxnRequest",
+    )?;
+    checked += round_trip::<add_partitions_to_txn_response::AddPartitionsToTxnResponse>(
+        &mut g,
+        add_partitions_to_txn_response::VALID_VERSIONS,
+        "AddPartitionsToTxnResponse",
+    )?;
+    checked += round_trip::<add_raft_voter_request::AddRaftVoterRequest>(
+        &mut g,
+        add_raft_voter_request::VALID_VERSIONS,
+        "AddRaftVoterRequest",
+    )?;
+    checked += round_trip::<add_raft_voter_response::AddRaftVoterResponse>(
+        &mut g,
+        add_raft_voter_response::VALID_VERSIONS,
+        "AddRaftVoterResponse",
+    )?;
+    checked += round_trip::<allocate_producer_ids_request::AllocateProducerIdsRequest>(
+        &mut g,
+        allocate_producer_ids_request::VALID_VERSIONS,
+        "AllocateProducerIdsRequest",
+    )?;
+    checked += round_trip::<allocate_producer_ids_response::AllocateProducerIdsResponse>(
+        &mut g,
+        allocate_producer_ids_response::VALID_VERSIONS,
+        "AllocateProducerIdsResponse",
+    )?;
+    checked += round_trip::<alter_client_quotas_request::AlterClientQuotasRequest>(
+        &mut g,
+        alter_client_quotas_request::VALID_VERSIONS,
+        "AlterClientQuotasRequest",
+    )?;
+    checked += round_trip::<alter_client_quotas_response::AlterClientQuotasResponse>(
+        &mut g,
+        alter_client_quotas_response::VALID_VERSIONS,
+        "AlterClientQuotasResponse",
+    )?;
+    checked += round_trip::<alter_configs_request::AlterConfigsRequest>(
+        &mut g,
+        alter_configs_request::VALID_VERSIONS,
+        "AlterConfigsRequest",
+    )?;
+    checked += round_trip::<alter_configs_response::AlterConfigsResponse>(
+        &mut g,
+        alter_configs_response::VALID_VERSIONS,
+        "AlterConfigsResponse",
+    )?;
+    checked += round_trip::<alter_partition_reassignments_request::AlterPartitionReassignmentsRequest>(
+        &mut g,
+        alter_partition_reassignments_request::VALID_VERSIONS,
+        "AlterPartitionReassignmentsRequest",
+    )?;
+    checked += round_trip::<alter_partition_reassignments_response::AlterPartitionReassignmentsResponse>(
+        &mut g,
+        alter_partition_reassignments_response::VALID_VERSIONS,
+        "AlterPartitionReassignmentsResponse",
+    )?;
+    checked += round_trip::<alter_partition_request::AlterPartitionRequest>(
+        &mut g,
+        alter_partition_request::VALID_VERSIONS,
+        "AlterPartitionRequest",
+    )?;
+    checked += round_trip::<alter_partition_response::AlterPartitionResponse>(
+        &mut g,
+        alter_partition_response::VALID_VERSIONS,
+        "AlterPartitionResponse",
+    )?;
+    checked += round_trip::<alter_replica_log_dirs_request::AlterReplicaLogDirsRequest>(
+        &mut g,
+        alter_replica_log_dirs_request::VALID_VERSIONS,
+        "AlterReplicaLogDirsRequest",
+    )?;
+    checked += round_trip::<alter_replica_log_dirs_response::AlterReplicaLogDirsResponse>(
+        &mut g,
+        alter_replica_log_dirs_response::VALID_VERSIONS,
+        "AlterReplicaLogDirsResponse",
+    )?;
+    checked += round_trip::<alter_user_scram_credentials_request::AlterUserScramCredentialsRequest>(
+        &mut g,
+        alter_user_scram_credentials_request::VALID_VERSIONS,
+        "AlterUserScramCredentialsRequest",
+    )?;
+    checked += round_trip::<alter_user_scram_credentials_response::AlterUserScramCredentialsResponse>(
+        &mut g,
+        alter_user_scram_credentials_response::VALID_VERSIONS,
+        "AlterUserScramCredentialsResponse",
+    )?;
+    checked += round_trip::<api_versions_request::ApiVersionsRequest>(
+        &mut g,
+        api_versions_request::VALID_VERSIONS,
+        "ApiVersionsRequest",
+    )?;
+    checked += round_trip::<api_versions_response::ApiVersionsResponse>(
+        &mut g,
+        api_versions_response::VALID_VERSIONS,
+        "ApiVersionsResponse",
+    )?;
+    checked += round_trip::<assign_replicas_to_dirs_request::AssignReplicasToDirsRequest>(
+        &mut g,
+        assign_replicas_to_dirs_request::VALID_VERSIONS,
+        "AssignReplicasToDirsRequest",
+    )?;
+    checked += round_trip::<assign_replicas_to_dirs_response::AssignReplicasToDirsResponse>(
+        &mut g,
+        assign_replicas_to_dirs_response::VALID_VERSIONS,
+        "AssignReplicasToDirsResponse",
+    )?;
+    checked += round_trip::<begin_quorum_epoch_request::BeginQuorumEpochRequest>(
+        &mut g,
+        begin_quorum_epoch_request::VALID_VERSIONS,
+        "BeginQuorumEpochRequest",
+    )?;
+    checked += round_trip::<begin_quorum_epoch_response::BeginQuorumEpochResponse>(
+        &mut g,
+        begin_quorum_epoch_response::VALID_VERSIONS,
+        "BeginQuorumEpochResponse",
+    )?;
+    checked += round_trip::<broker_heartbeat_request::BrokerHeartbeatRequest>(
+        &mut g,
+        broker_heartbeat_request::VALID_VERSIONS,
+        "BrokerHeartbeatRequest",
+    )?;
+    checked += round_trip::<broker_heartbeat_response::BrokerHeartbeatResponse>(
+        &mut g,
+        broker_heartbeat_response::VALID_VERSIONS,
+        "BrokerHeartbeatResponse",
+    )?;
+    checked += round_trip::<broker_registration_request::BrokerRegistrationRequest>(
+        &mut g,
+        broker_registration_request::VALID_VERSIONS,
+        "BrokerRegistrationRequest",
+    )?;
+    checked += round_trip::<broker_registration_response::BrokerRegistrationResponse>(
+        &mut g,
+        broker_registration_response::VALID_VERSIONS,
+        "BrokerRegistrationResponse",
+    )?;
+    checked += round_trip::<consumer_group_describe_request::ConsumerGroupDescribeRequest>(
+        &mut g,
+        consumer_group_describe_request::VALID_VERSIONS,
+        "ConsumerGroupDescribeRequest",
+    )?;
+    checked += round_trip::<consumer_group_describe_response::ConsumerGroupDescribeResponse>(
+        &mut g,
+        consumer_group_describe_response::VALID_VERSIONS,
+        "ConsumerGroupDescribeResponse",
+    )?;
+    checked += round_trip::<consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest>(
+        &mut g,
+        consumer_group_heartbeat_request::VALID_VERSIONS,
+        "ConsumerGroupHeartbeatRequest",
+    )?;
+    checked += round_trip::<consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse>(
+        &mut g,
+        consumer_group_heartbeat_response::VALID_VERSIONS,
+        "ConsumerGroupHeartbeatResponse",
+    )?;
+    checked += round_trip::<consumer_protocol_assignment::ConsumerProtocolAssignment>(
+        &mut g,
+        consumer_protocol_assignment::VALID_VERSIONS,
+        "ConsumerProtocolAssignment",
+    )?;
+    checked += round_trip::<consumer_protocol_subscription::ConsumerProtocolSubscription>(
+        &mut g,
+        consumer_protocol_subscription::VALID_VERSIONS,
+        "ConsumerProtocolSubscription",
+    )?;
+    checked += round_trip::<controlled_shutdown_request::ControlledShutdownRequest>(
+        &mut g,
+        controlled_shutdown_request::VALID_VERSIONS,
+        "ControlledShutdownRequest",
+    )?;
+    checked += round_trip::<controlled_shutdown_response::ControlledShutdownResponse>(
+        &mut g,
+        controlled_shutdown_response::VALID_VERSIONS,
+        "ControlledShutdownResponse",
+    )?;
+    checked += round_trip::<controller_registration_request::ControllerRegistrationRequest>(
+        &mut g,
+        controller_registration_request::VALID_VERSIONS,
+        "ControllerRegistrationRequest",
+    )?;
+    checked += round_trip::<controller_registration_response::ControllerRegistrationResponse>(
+        &mut g,
+        controller_registration_response::VALID_VERSIONS,
+        "ControllerRegistrationResponse",
+    )?;
+    checked += round_trip::<create_acls_request::CreateAclsRequest>(
+        &mut g,
+        create_acls_request::VALID_VERSIONS,
+        "CreateAclsRequest",
+    )?;
+    checked += round_trip::<create_acls_response::CreateAclsResponse>(
+        &mut g,
+        create_acls_response::VALID_VERSIONS,
+        "CreateAclsResponse",
+    )?;
+    checked += round_trip::<create_delegation_token_request::CreateDelegationTokenRequest>(
+        &mut g,
+        create_delegation_token_request::VALID_VERSIONS,
+        "CreateDelegationTokenRequest",
+    )?;
+    checked += round_trip::<create_delegation_token_response::CreateDelegationTokenResponse>(
+        &mut g,
+        create_delegation_token_response::VALID_VERSIONS,
+        "CreateDelegationTokenResponse",
+    )?;
+    checked += round_trip::<create_partitions_request::CreatePartitionsRequest>(
+        &mut g,
+        create_partitions_request::VALID_VERSIONS,
+        "CreatePartitionsRequest",
+    )?;
+    checked += round_trip::<create_partitions_response::CreatePartitionsResponse>(
+        &mut g,
+        create_partitions_response::VALID_VERSIONS,
+        "CreatePartitionsResponse",
+    )?;
+    checked += round_trip::<create_topics_request::CreateTopicsRequest>(
+        &mut g,
+        create_topics_request::VALID_VERSIONS,
+        "CreateTopicsRequest",
+    )?;
+    checked += round_trip::<create_topics_response::CreateTopicsResponse>(
+        &mut g,
+        create_topics_response::VALID_VERSIONS,
+        "CreateTopicsResponse",
+    )?;
+    checked += round_trip::<default_principal_data::DefaultPrincipalData>(
+        &mut g,
+        default_principal_data::VALID_VERSIONS,
+        "DefaultPrincipalData",
+    )?;
+    checked += round_trip::<delete_acls_request::DeleteAclsRequest>(
+        &mut g,
+        delete_acls_request::VALID_VERSIONS,
+        "DeleteAclsRequest",
+    )?;
+    checked += round_trip::<delete_acls_response::DeleteAclsResponse>(
+        &mut g,
+        delete_acls_response::VALID_VERSIONS,
+        "DeleteAclsResponse",
+    )?;
+    checked += round_trip::<delete_groups_request::DeleteGroupsRequest>(
+        &mut g,
+        delete_groups_request::VALID_VERSIONS,
+        "DeleteGroupsRequest",
+    )?;
+    checked += round_trip::<delete_groups_response::DeleteGroupsResponse>(
+        &mut g,
+        delete_groups_response::VALID_VERSIONS,
+        "DeleteGroupsResponse",
+    )?;
+    checked += round_trip::<delete_records_request::DeleteRecordsRequest>(
+        &mut g,
+        delete_records_request::VALID_VERSIONS,
+        "DeleteRecordsRequest",
+    )?;
+    checked += round_trip::<delete_records_response::DeleteRecordsResponse>(
+        &mut g,
+        delete_records_response::VALID_VERSIONS,
+        "DeleteRecordsResponse",
+    )?;
+    checked += round_trip::<delete_share_group_state_request::DeleteShareGroupStateRequest>(
+        &mut g,
+        delete_share_group_state_request::VALID_VERSIONS,
+        "DeleteShareGroupStateRequest",
+    )?;
+    checked += round_trip::<delete_share_group_state_response::DeleteShareGroupStateResponse>(
+        &mut g,
+        delete_share_group_state_response::VALID_VERSIONS,
+        "DeleteShareGroupStateResponse",
+    )?;
+    checked += round_trip::<delete_topics_request::DeleteTopicsRequest>(
+        &mut g,
+        delete_topics_request::VALID_VERSIONS,
+        "DeleteTopicsRequest",
+    )?;
+    checked += round_trip::<delete_topics_response::DeleteTopicsResponse>(
+        &mut g,
+        delete_topics_response::VALID_VERSIONS,
+        "DeleteTopicsResponse",
+    )?;
+    checked += round_trip::<describe_acls_request::DescribeAclsRequest>(
+        &mut g,
+        describe_acls_request::VALID_VERSIONS,
+        "DescribeAclsRequest",
+    )?;
+    checked += round_trip::<describe_acls_response::DescribeAclsResponse>(
+        &mut g,
+        describe_acls_response::VALID_VERSIONS,
+        "DescribeAclsResponse",
+    )?;
+    checked += round_trip::<describe_client_quotas_request::DescribeClientQuotasRequest>(
+        &mut g,
+        describe_client_quotas_request::VALID_VERSIONS,
+        "DescribeClientQuotasRequest",
+    )?;
+    checked += round_trip::<describe_client_quotas_response::DescribeClientQuotasResponse>(
+        &mut g,
+        describe_client_quotas_response::VALID_VERSIONS,
+        "DescribeClientQuotasResponse",
+    )?;
+    checked += round_trip::<describe_cluster_request::DescribeClusterRequest>(
+        &mut g,
+        describe_cluster_request::VALID_VERSIONS,
+        "DescribeClusterRequest",
+    )?;
+    checked += round_trip::<describe_cluster_response::DescribeClusterResponse>(
+        &mut g,
+        describe_cluster_response::VALID_VERSIONS,
+        "DescribeClusterResponse",
+    )?;
+    checked += round_trip::<describe_configs_request::DescribeConfigsRequest>(
+        &mut g,
+        describe_configs_request::VALID_VERSIONS,
+        "DescribeConfigsRequest",
+    )?;
+    checked += round_trip::<describe_configs_response::DescribeConfigsResponse>(
+        &mut g,
+        describe_configs_response::VALID_VERSIONS,
+        "DescribeConfigsResponse",
+    )?;
+    checked += round_trip::<describe_delegation_token_request::DescribeDelegationTokenRequest>(
+        &mut g,
+        describe_delegation_token_request::VALID_VERSIONS,
+        "DescribeDelegationTokenRequest",
+    )?;
+    checked += round_trip::<describe_delegation_token_response::DescribeDelegationTokenResponse>(
+        &mut g,
+        describe_delegation_token_response::VALID_VERSIONS,
+        "DescribeDelegationTokenResponse",
+    )?;
+    checked += round_trip::<describe_groups_request::DescribeGroupsRequest>(
+        &mut g,
+        describe_groups_request::VALID_VERSIONS,
+        "DescribeGroupsRequest",
+    )?;
+    checked += round_trip::<describe_groups_response::DescribeGroupsResponse>(
+        &mut g,
+        describe_groups_response::VALID_VERSIONS,
+        "DescribeGroupsResponse",
+    )?;
+    checked += round_trip::<describe_log_dirs_request::DescribeLogDirsRequest>(
+        &mut g,
+        describe_log_dirs_request::VALID_VERSIONS,
+        "DescribeLogDirsRequest",
+    )?;
+    checked += round_trip::<describe_log_dirs_response::DescribeLogDirsResponse>(
+        &mut g,
+        describe_log_dirs_response::VALID_VERSIONS,
+        "DescribeLogDirsResponse",
+    )?;
+    checked += round_trip::<describe_producers_request::DescribeProducersRequest>(
+        &mut g,
+        describe_producers_request::VALID_VERSIONS,
+        "DescribeProducersRequest",
+    )?;
+    checked += round_trip::<describe_producers_response::DescribeProducersResponse>(
+        &mut g,
+        describe_producers_response::VALID_VERSIONS,
+        "DescribeProducersResponse",
+    )?;
+    checked += round_trip::<describe_quorum_request::DescribeQuorumRequest>(
+        &mut g,
+        describe_quorum_request::VALID_VERSIONS,
+        "DescribeQuorumRequest",
+    )?;
+    checked += round_trip::<describe_quorum_response::DescribeQuorumResponse>(
+        &mut g,
+        describe_quorum_response::VALID_VERSIONS,
+        "DescribeQuorumResponse",
+    )?;
+    checked += round_trip::<describe_topic_partitions_request::DescribeTopicPartitionsRequest>(
+        &mut g,
+        describe_topic_partitions_request::VALID_VERSIONS,
+        "DescribeTopicPartitionsRequest",
+    )?;
+    checked += round_trip::<describe_topic_partitions_response::DescribeTopicPartitionsResponse>(
+        &mut g,
+        describe_topic_partitions_response::VALID_VERSIONS,
+        "DescribeTopicPartitionsResponse",
+    )?;
+    checked += round_trip::<describe_transactions_request::DescribeTransactionsRequest>(
+        &mut g,
+        describe_transactions_request::VALID_VERSIONS,
+        "DescribeTransactionsRequest",
+    )?;
+    checked += round_trip::<describe_transactions_response::DescribeTransactionsResponse>(
+        &mut g,
+        describe_transactions_response::VALID_VERSIONS,
+        "DescribeTransactionsResponse",
+    )?;
+    checked += round_trip::<describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest>(
+        &mut g,
+        describe_user_scram_credentials_request::VALID_VERSIONS,
+        "DescribeUserScramCredentialsRequest",
+    )?;
+    checked += round_trip::<describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse>(
+        &mut g,
+        describe_user_scram_credentials_response::VALID_VERSIONS,
+        "DescribeUserScramCredentialsResponse",
+    )?;
+    checked += round_trip::<elect_leaders_request::ElectLeadersRequest>(
+        &mut g,
+        elect_leaders_request::VALID_VERSIONS,
+        "ElectLeadersRequest",
+    )?;
+    checked += round_trip::<elect_leaders_response::ElectLeadersResponse>(
+        &mut g,
+        elect_leaders_response::VALID_VERSIONS,
+        "ElectLeadersResponse",
+    )?;
+    checked += round_trip::<end_quorum_epoch_request::EndQuorumEpochRequest>(
+        &mut g,
+        end_quorum_epoch_request::VALID_VERSIONS,
+        "EndQuorumEpochRequest",
+    )?;
+    checked += round_trip::<end_quorum_epoch_response::EndQuorumEpochResponse>(
+        &mut g,
+        end_quorum_epoch_response::VALID_VERSIONS,
+        "EndQuorumEpochResponse",
+    )?;
+    checked += round_trip::<end_txn_request::EndTxnRequest>(&mut g, end_txn_request::VALID_VERSIONS, "EndTxnRequest")?;
+    checked +=
+        round_trip::<end_txn_response::EndTxnResponse>(&mut g, end_txn_response::VALID_VERSIONS, "EndTxnResponse")?;
+    checked +=
+        round_trip::<envelope_request::EnvelopeRequest>(&mut g, envelope_request::VALID_VERSIONS, "EnvelopeRequest")?;
+    checked += round_trip::<envelope_response::EnvelopeResponse>(
+        &mut g,
+        envelope_response::VALID_VERSIONS,
+        "EnvelopeResponse",
+    )?;
+    checked += round_trip::<expire_delegation_token_request::ExpireDelegationTokenRequest>(
+        &mut g,
+        expire_delegation_token_request::VALID_VERSIONS,
+        "ExpireDelegationTokenRequest",
+    )?;
+    checked += round_trip::<expire_delegation_token_response::ExpireDelegationTokenResponse>(
+        &mut g,
+        expire_delegation_token_response::VALID_VERSIONS,
+        "ExpireDelegationTokenResponse",
+    )?;
+    checked += round_trip::<fetch_request::FetchRequest>(&mut g, fetch_request::VALID_VERSIONS, "FetchRequest")?;
+    checked += round_trip::<fetch_response::FetchResponse>(&mut g, fetch_response::VALID_VERSIONS, "FetchResponse")?;
+    checked += round_trip::<fetch_snapshot_request::FetchSnapshotRequest>(
+        &mut g,
+        fetch_snapshot_request::VALID_VERSIONS,
+        "FetchSnapshotRequest",
+    )?;
+    checked += round_trip::<fetch_snapshot_response::FetchSnapshotResponse>(
+        &mut g,
+        fetch_snapshot_response::VALID_VERSIONS,
+        "FetchSnapshotResponse",
+    )?;
+    checked += round_trip::<find_coordinator_request::FindCoordinatorRequest>(
+        &mut g,
+        find_coordinator_request::VALID_VERSIONS,
+        "FindCoordinatorRequest",
+    )?;
+    checked += round_trip::<find_coordinator_response::FindCoordinatorResponse>(
+        &mut g,
+        find_coordinator_response::VALID_VERSIONS,
+        "FindCoordinatorResponse",
+    )?;
+    checked += round_trip::<get_telemetry_subscriptions_request::GetTelemetrySubscriptionsRequest>(
+        &mut g,
+        get_telemetry_subscriptions_request::VALID_VERSIONS,
+        "GetTelemetrySubscriptionsRequest",
+    )?;
+    checked += round_trip::<get_telemetry_subscriptions_response::GetTelemetrySubscriptionsResponse>(
+        &mut g,
+        get_telemetry_subscriptions_response::VALID_VERSIONS,
+        "GetTelemetrySubscriptionsResponse",
+    )?;
+    checked += round_trip::<heartbeat_request::HeartbeatRequest>(
+        &mut g,
+        heartbeat_request::VALID_VERSIONS,
+        "HeartbeatRequest",
+    )?;
+    checked += round_trip::<heartbeat_response::HeartbeatResponse>(
+        &mut g,
+        heartbeat_response::VALID_VERSIONS,
+        "HeartbeatResponse",
+    )?;
+    checked += round_trip::<incremental_alter_configs_request::IncrementalAlterConfigsRequest>(
+        &mut g,
+        incremental_alter_configs_request::VALID_VERSIONS,
+        "IncrementalAlterConfigsRequest",
+    )?;
+    checked += round_trip::<incremental_alter_configs_response::IncrementalAlterConfigsResponse>(
+        &mut g,
+        incremental_alter_configs_response::VALID_VERSIONS,
+        "IncrementalAlterConfigsResponse",
+    )?;
+    checked += round_trip::<init_producer_id_request::InitProducerIdRequest>(
+        &mut g,
+        init_producer_id_request::VALID_VERSIONS,
+        "InitProducerIdRequest",
+    )?;
+    checked += round_trip::<init_producer_id_response::InitProducerIdResponse>(
+        &mut g,
+        init_producer_id_response::VALID_VERSIONS,
+        "InitProducerIdResponse",
+    )?;
+    checked += round_trip::<initialize_share_group_state_request::InitializeShareGroupStateRequest>(
+        &mut g,
+        initialize_share_group_state_request::VALID_VERSIONS,
+        "InitializeShareGroupStateRequest",
+    )?;
+    checked += round_trip::<initialize_share_group_state_response::InitializeShareGroupStateResponse>(
+        &mut g,
+        initialize_share_group_state_response::VALID_VERSIONS,
+        "InitializeShareGroupStateResponse",
+    )?;
+    checked += round_trip::<join_group_request::JoinGroupRequest>(
+        &mut g,
+        join_group_request::VALID_VERSIONS,
+        "JoinGroupRequest",
+    )?;
+    checked += round_trip::<join_group_response::JoinGroupResponse>(
+        &mut g,
+        join_group_response::VALID_VERSIONS,
+        "JoinGroupResponse",
+    )?;
+    checked += round_trip::<k_raft_version_record::KRaftVersionRecord>(
+        &mut g,
+        k_raft_version_record::VALID_VERSIONS,
+        "KRaftVersionRecord",
+    )?;
+    checked += round_trip::<leader_and_isr_request::LeaderAndIsrRequest>(
+        &mut g,
+        leader_and_isr_request::VALID_VERSIONS,
+        "LeaderAndIsrRequest",
+    )?;
+    checked += round_trip::<leader_and_isr_response::LeaderAndIsrResponse>(
+        &mut g,
+        leader_and_isr_response::VALID_VERSIONS,
+        "LeaderAndIsrResponse",
+    )?;
+    checked += round_trip::<leader_change_message::LeaderChangeMessage>(
+        &mut g,
+        leader_change_message::VALID_VERSIONS,
+        "LeaderChangeMessage",
+    )?;
+    checked += round_trip::<leave_group_request::LeaveGroupRequest>(
+        &mut g,
+        leave_group_request::VALID_VERSIONS,
+        "LeaveGroupRequest",
+    )?;
+    checked += round_trip::<leave_group_response::LeaveGroupResponse>(
+        &mut g,
+        leave_group_response::VALID_VERSIONS,
+        "LeaveGroupResponse",
+    )?;
+    checked += round_trip::<list_client_metrics_resources_request::ListClientMetricsResourcesRequest>(
+        &mut g,
+        list_client_metrics_resources_request::VALID_VERSIONS,
+        "ListClientMetricsResourcesRequest",
+    )?;
+    checked += round_trip::<list_client_metrics_resources_response::ListClientMetricsResourcesResponse>(
+        &mut g,
+        list_client_metrics_resources_response::VALID_VERSIONS,
+        "ListClientMetricsResourcesResponse",
+    )?;
+    checked += round_trip::<list_groups_request::ListGroupsRequest>(
+        &mut g,
+        list_groups_request::VALID_VERSIONS,
+        "ListGroupsRequest",
+    )?;
+    checked += round_trip::<list_groups_response::ListGroupsResponse>(
+        &mut g,
+        list_groups_response::VALID_VERSIONS,
+        "ListGroupsResponse",
+    )?;
+    checked += round_trip::<list_offsets_request::ListOffsetsRequest>(
+        &mut g,
+        list_offsets_request::VALID_VERSIONS,
+        "ListOffsetsRequest",
+    )?;
+    checked += round_trip::<list_offsets_response::ListOffsetsResponse>(
+        &mut g,
+        list_offsets_response::VALID_VERSIONS,
+        "ListOffsetsResponse",
+    )?;
+    checked += round_trip::<list_partition_reassignments_request::ListPartitionReassignmentsRequest>(
+        &mut g,
+        list_partition_reassignments_request::VALID_VERSIONS,
+        "ListPartitionReassignmentsRequest",
+    )?;
+    checked += round_trip::<list_partition_reassignments_response::ListPartitionReassignmentsResponse>(
+        &mut g,
+        list_partition_reassignments_response::VALID_VERSIONS,
+        "ListPartitionReassignmentsResponse",
+    )?;
+    checked += round_trip::<list_transactions_request::ListTransactionsRequest>(
+        &mut g,
+        list_transactions_request::VALID_VERSIONS,
+        "ListTransactionsRequest",
+    )?;
+    checked += round_trip::<list_transactions_response::ListTransactionsResponse>(
+        &mut g,
+        list_transactions_response::VALID_VERSIONS,
+        "ListTransactionsResponse",
+    )?;
+    checked +=
+        round_trip::<metadata_request::MetadataRequest>(&mut g, metadata_request::VALID_VERSIONS, "MetadataRequest")?;
+    checked += round_trip::<metadata_response::MetadataResponse>(
+        &mut g,
+        metadata_response::VALID_VERSIONS,
+        "MetadataResponse",
+    )?;
+    checked += round_trip::<offset_commit_request::OffsetCommitRequest>(
+        &mut g,
+        offset_commit_request::VALID_VERSIONS,
+        "OffsetCommitRequest",
+    )?;
+    checked += round_trip::<offset_commit_response::OffsetCommitResponse>(
+        &mut g,
+        offset_commit_response::VALID_VERSIONS,
+        "OffsetCommitResponse",
+    )?;
+    checked += round_trip::<offset_delete_request::OffsetDeleteRequest>(
+        &mut g,
+        offset_delete_request::VALID_VERSIONS,
+        "OffsetDeleteRequest",
+    )?;
+    checked += round_trip::<offset_delete_response::OffsetDeleteResponse>(
+        &mut g,
+        offset_delete_response::VALID_VERSIONS,
+        "OffsetDeleteResponse",
+    )?;
+    checked += round_trip::<offset_fetch_request::OffsetFetchRequest>(
+        &mut g,
+        offset_fetch_request::VALID_VERSIONS,
+        "OffsetFetchRequest",
+    )?;
+    checked += round_trip::<offset_fetch_response::OffsetFetchResponse>(
+        &mut g,
+        offset_fetch_response::VALID_VERSIONS,
+        "OffsetFetchResponse",
+    )?;
+    checked += round_trip::<offset_for_leader_epoch_request::OffsetForLeaderEpochRequest>(
+        &mut g,
+        offset_for_leader_epoch_request::VALID_VERSIONS,
+        "OffsetForLeaderEpochRequest",
+    )?;
+    checked += round_trip::<offset_for_leader_epoch_response::OffsetForLeaderEpochResponse>(
+        &mut g,
+        offset_for_leader_epoch_response::VALID_VERSIONS,
+        "OffsetForLeaderEpochResponse",
+    )?;
+    checked +=
+        round_trip::<produce_request::ProduceRequest>(&mut g, produce_request::VALID_VERSIONS, "ProduceRequest")?;
+    checked +=
+        round_trip::<produce_response::ProduceResponse>(&mut g, produce_response::VALID_VERSIONS, "ProduceResponse")?;
+    checked += round_trip::<push_telemetry_request::PushTelemetryRequest>(
+        &mut g,
+        push_telemetry_request::VALID_VERSIONS,
+        "PushTelemetryRequest",
+    )?;
+    checked += round_trip::<push_telemetry_response::PushTelemetryResponse>(
+        &mut g,
+        push_telemetry_response::VALID_VERSIONS,
+        "PushTelemetryResponse",
+    )?;
+    checked += round_trip::<read_share_group_state_request::ReadShareGroupStateRequest>(
+        &mut g,
+        read_share_group_state_request::VALID_VERSIONS,
+        "ReadShareGroupStateRequest",
+    )?;
+    checked += round_trip::<read_share_group_state_response::ReadShareGroupStateResponse>(
+        &mut g,
+        read_share_group_state_response::VALID_VERSIONS,
+        "ReadShareGroupStateResponse",
+    )?;
+    checked += round_trip::<read_share_group_state_summary_request::ReadShareGroupStateSummaryRequest>(
+        &mut g,
+        read_share_group_state_summary_request::VALID_VERSIONS,
+        "ReadShareGroupStateSummaryRequest",
+    )?;
+    checked += round_trip::<read_share_group_state_summary_response::ReadShareGroupStateSummaryResponse>(
+        &mut g,
+        read_share_group_state_summary_response::VALID_VERSIONS,
+        "ReadShareGroupStateSummaryResponse",
+    )?;
+    checked += round_trip::<remove_raft_voter_request::RemoveRaftVoterRequest>(
+        &mut g,
+        remove_raft_voter_request::VALID_VERSIONS,
+        "RemoveRaftVoterRequest",
+    )?;
+    checked += round_trip::<remove_raft_voter_response::RemoveRaftVoterResponse>(
+        &mut g,
+        remove_raft_voter_response::VALID_VERSIONS,
+        "RemoveRaftVoterResponse",
+    )?;
+    checked += round_trip::<renew_delegation_token_request::RenewDelegationTokenRequest>(
+        &mut g,
+        renew_delegation_token_request::VALID_VERSIONS,
+        "RenewDelegationTokenRequest",
+    )?;
+    checked += round_trip::<renew_delegation_token_response::RenewDelegationTokenResponse>(
+        &mut g,
+        renew_delegation_token_response::VALID_VERSIONS,
+        "RenewDelegationTokenResponse",
+    )?;
+    checked += round_trip::<request_header::RequestHeader>(&mut g, request_header::VALID_VERSIONS, "RequestHeader")?;
+    checked +=
+        round_trip::<response_header::ResponseHeader>(&mut g, response_header::VALID_VERSIONS, "ResponseHeader")?;
+    checked += round_trip::<sasl_authenticate_request::SaslAuthenticateRequest>(
+        &mut g,
+        sasl_authenticate_request::VALID_VERSIONS,
+        "SaslAuthenticateRequest",
+    )?;
+    checked += round_trip::<sasl_authenticate_response::SaslAuthenticateResponse>(
+        &mut g,
+        sasl_authenticate_response::VALID_VERSIONS,
+        "SaslAuthenticateResponse",
+    )?;
+    checked += round_trip::<sasl_handshake_request::SaslHandshakeRequest>(
+        &mut g,
+        sasl_handshake_request::VALID_VERSIONS,
+        "SaslHandshakeRequest",
+    )?;
+    checked += round_trip::<sasl_handshake_response::SaslHandshakeResponse>(
+        &mut g,
+        sasl_handshake_response::VALID_VERSIONS,
+        "SaslHandshakeResponse",
+    )?;
+    checked += round_trip::<share_acknowledge_request::ShareAcknowledgeRequest>(
+        &mut g,
+        share_acknowledge_request::VALID_VERSIONS,
+        "ShareAcknowledgeRequest",
+    )?;
+    checked += round_trip::<share_acknowledge_response::ShareAcknowledgeResponse>(
+        &mut g,
+        share_acknowledge_response::VALID_VERSIONS,
+        "ShareAcknowledgeResponse",
+    )?;
+    checked += round_trip::<share_fetch_request::ShareFetchRequest>(
+        &mut g,
+        share_fetch_request::VALID_VERSIONS,
+        "ShareFetchRequest",
+    )?;
+    checked += round_trip::<share_fetch_response::ShareFetchResponse>(
+        &mut g,
+        share_fetch_response::VALID_VERSIONS,
+        "ShareFetchResponse",
+    )?;
+    checked += round_trip::<share_group_describe_request::ShareGroupDescribeRequest>(
+        &mut g,
+        share_group_describe_request::VALID_VERSIONS,
+        "ShareGroupDescribeRequest",
+    )?;
+    checked += round_trip::<share_group_describe_response::ShareGroupDescribeResponse>(
+        &mut g,
+        share_group_describe_response::VALID_VERSIONS,
+        "ShareGroupDescribeResponse",
+    )?;
+    checked += round_trip::<share_group_heartbeat_request::ShareGroupHeartbeatRequest>(
+        &mut g,
+        share_group_heartbeat_request::VALID_VERSIONS,
+        "ShareGroupHeartbeatRequest",
+    )?;
+    checked += round_trip::<share_group_heartbeat_response::ShareGroupHeartbeatResponse>(
+        &mut g,
+        share_group_heartbeat_response::VALID_VERSIONS,
+        "ShareGroupHeartbeatResponse",
+    )?;
+    checked += round_trip::<snapshot_footer_record::SnapshotFooterRecord>(
+        &mut g,
+        snapshot_footer_record::VALID_VERSIONS,
+        "SnapshotFooterRecord",
+    )?;
+    checked += round_trip::<snapshot_header_record::SnapshotHeaderRecord>(
+        &mut g,
+        snapshot_header_record::VALID_VERSIONS,
+        "SnapshotHeaderRecord",
+    )?;
+    checked += round_trip::<stop_replica_request::StopReplicaRequest>(
+        &mut g,
+        stop_replica_request::VALID_VERSIONS,
+        "StopReplicaRequest",
+    )?;
+    checked += round_trip::<stop_replica_response::StopReplicaResponse>(
+        &mut g,
+        stop_replica_response::VALID_VERSIONS,
+        "StopReplicaResponse",
+    )?;
+    checked += round_trip::<sync_group_request::SyncGroupRequest>(
+        &mut g,
+        sync_group_request::VALID_VERSIONS,
+        "SyncGroupRequest",
+    )?;
+    checked += round_trip::<sync_group_response::SyncGroupResponse>(
+        &mut g,
+        sync_group_response::VALID_VERSIONS,
+        "SyncGroupResponse",
+    )?;
+    checked += round_trip::<txn_offset_commit_request::TxnOffsetCommitRequest>(
+        &mut g,
+        txn_offset_commit_request::VALID_VERSIONS,
+        "TxnOffsetCommitRequest",
+    )?;
+    checked += round_trip::<txn_offset_commit_response::TxnOffsetCommitResponse>(
+        &mut g,
+        txn_offset_commit_response::VALID_VERSIONS,
+        "TxnOffsetCommitResponse",
+    )?;
+    checked += round_trip::<unregister_broker_request::UnregisterBrokerRequest>(
+        &mut g,
+        unregister_broker_request::VALID_VERSIONS,
+        "UnregisterBrokerRequest",
+    )?;
+    checked += round_trip::<unregister_broker_response::UnregisterBrokerResponse>(
+        &mut g,
+        unregister_broker_response::VALID_VERSIONS,
+        "UnregisterBrokerResponse",
+    )?;
+    checked += round_trip::<update_features_request::UpdateFeaturesRequest>(
+        &mut g,
+        update_features_request::VALID_VERSIONS,
+        "UpdateFeaturesRequest",
+    )?;
+    checked += round_trip::<update_features_response::UpdateFeaturesResponse>(
+        &mut g,
+        update_features_response::VALID_VERSIONS,
+        "UpdateFeaturesResponse",
+    )?;
+    checked += round_trip::<update_metadata_request::UpdateMetadataRequest>(
+        &mut g,
+        update_metadata_request::VALID_VERSIONS,
+        "UpdateMetadataRequest",
+    )?;
+    checked += round_trip::<update_metadata_response::UpdateMetadataResponse>(
+        &mut g,
+        update_metadata_response::VALID_VERSIONS,
+        "UpdateMetadataResponse",
+    )?;
+    checked += round_trip::<update_raft_voter_request::UpdateRaftVoterRequest>(
+        &mut g,
+        update_raft_voter_request::VALID_VERSIONS,
+        "UpdateRaftVoterRequest",
+    )?;
+    checked += round_trip::<update_raft_voter_response::UpdateRaftVoterResponse>(
+        &mut g,
+        update_raft_voter_response::VALID_VERSIONS,
+        "UpdateRaftVoterResponse",
+    )?;
+    checked += round_trip::<vote_request::VoteRequest>(&mut g, vote_request::VALID_VERSIONS, "VoteRequest")?;
+    checked += round_trip::<vote_response::VoteResponse>(&mut g, vote_response::VALID_VERSIONS, "VoteResponse")?;
+    checked += round_trip::<voters_record::VotersRecord>(&mut g, voters_record::VALID_VERSIONS, "VotersRecord")?;
+    checked += round_trip::<write_share_group_state_request::WriteShareGroupStateRequest>(
+        &mut g,
+        write_share_group_state_request::VALID_VERSIONS,
+        "WriteShareGroupStateRequest",
+    )?;
+    checked += round_trip::<write_share_group_state_response::WriteShareGroupStateResponse>(
+        &mut g,
+        write_share_group_state_response::VALID_VERSIONS,
+        "WriteShareGroupStateResponse",
+    )?;
+    checked += round_trip::<write_txn_markers_request::WriteTxnMarkersRequest>(
+        &mut g,
+        write_txn_markers_request::VALID_VERSIONS,
+        "WriteTxnMarkersRequest",
+    )?;
+    checked += round_trip::<write_txn_markers_response::WriteTxnMarkersResponse>(
+        &mut g,
+        write_txn_markers_response::VALID_VERSIONS,
+        "WriteTxnMarkersResponse",
+    )?;
+    checked += round_trip::<consumer_group_current_member_assignment_key::ConsumerGroupCurrentMemberAssignmentKey>(
+        &mut g,
+        consumer_group_current_member_assignment_key::VALID_VERSIONS,
+        "ConsumerGroupCurrentMemberAssignmentKey",
+    )?;
+    checked += round_trip::<consumer_group_current_member_assignment_value::ConsumerGroupCurrentMemberAssignmentValue>(
+        &mut g,
+        consumer_group_current_member_assignment_value::VALID_VERSIONS,
+        "ConsumerGroupCurrentMemberAssignmentValue",
+    )?;
+    checked += round_trip::<consumer_group_member_metadata_key::ConsumerGroupMemberMetadataKey>(
+        &mut g,
+        consumer_group_member_metadata_key::VALID_VERSIONS,
+        "ConsumerGroupMemberMetadataKey",
+    )?;
+    checked += round_trip::<consumer_group_member_metadata_value::ConsumerGroupMemberMetadataValue>(
+        &mut g,
+        consumer_group_member_metadata_value::VALID_VERSIONS,
+        "ConsumerGroupMemberMetadataValue",
+    )?;
+    checked += round_trip::<consumer_group_metadata_key::ConsumerGroupMetadataKey>(
+        &mut g,
+        consumer_group_metadata_key::VALID_VERSIONS,
+        "ConsumerGroupMetadataKey",
+    )?;
+    checked += round_trip::<consumer_group_metadata_value::ConsumerGroupMetadataValue>(
+        &mut g,
+        consumer_group_metadata_value::VALID_VERSIONS,
+        "ConsumerGroupMetadataValue",
+    )?;
+    checked += round_trip::<consumer_group_partition_metadata_key::ConsumerGroupPartitionMetadataKey>(
+        &mut g,
+        consumer_group_partition_metadata_key::VALID_VERSIONS,
+        "ConsumerGroupPartitionMetadataKey",
+    )?;
+    checked += round_trip::<consumer_group_partition_metadata_value::ConsumerGroupPartitionMetadataValue>(
+        &mut g,
+        consumer_group_partition_metadata_value::VALID_VERSIONS,
+        "ConsumerGroupPartitionMetadataValue",
+    )?;
+    checked += round_trip::<consumer_group_target_assignment_member_key::ConsumerGroupTargetAssignmentMemberKey>(
+        &mut g,
+        consumer_group_target_assignment_member_key::VALID_VERSIONS,
+        "ConsumerGroupTargetAssignmentMemberKey",
+    )?;
+    checked += round_trip::<consumer_group_target_assignment_member_value::ConsumerGroupTargetAssignmentMemberValue>(
+        &mut g,
+        consumer_group_target_assignment_member_value::VALID_VERSIONS,
+        "ConsumerGroupTargetAssignmentMemberValue",
+    )?;
+    checked += round_trip::<consumer_group_target_assignment_metadata_key::ConsumerGroupTargetAssignmentMetadataKey>(
+        &mut g,
+        consumer_group_target_assignment_metadata_key::VALID_VERSIONS,
+        "ConsumerGroupTargetAssignmentMetadataKey",
+    )?;
+    checked += round_trip::<consumer_group_target_assignment_metadata_value::ConsumerGroupTargetAssignmentMetadataValue>(
+        &mut g,
+        consumer_group_target_assignment_metadata_value::VALID_VERSIONS,
+        "ConsumerGroupTargetAssignmentMetadataValue",
+    )?;
+    checked += round_trip::<group_metadata_key::GroupMetadataKey>(
+        &mut g,
+        group_metadata_key::VALID_VERSIONS,
+        "GroupMetadataKey",
+    )?;
+    checked += round_trip::<group_metadata_value::GroupMetadataValue>(
+        &mut g,
+        group_metadata_value::VALID_VERSIONS,
+        "GroupMetadataValue",
+    )?;
+    checked +=
+        round_trip::<offset_commit_key::OffsetCommitKey>(&mut g, offset_commit_key::VALID_VERSIONS, "OffsetCommitKey")?;
+    checked += round_trip::<offset_commit_value::OffsetCommitValue>(
+        &mut g,
+        offset_commit_value::VALID_VERSIONS,
+        "OffsetCommitValue",
+    )?;
+    checked += round_trip::<share_group_current_member_assignment_key::ShareGroupCurrentMemberAssignmentKey>(
+        &mut g,
+        share_group_current_member_assignment_key::VALID_VERSIONS,
+        "ShareGroupCurrentMemberAssignmentKey",
+    )?;
+    checked += round_trip::<share_group_current_member_assignment_value::ShareGroupCurrentMemberAssignmentValue>(
+        &mut g,
+        share_group_current_member_assignment_value::VALID_VERSIONS,
+        "ShareGroupCurrentMemberAssignmentValue",
+    )?;
+    checked += round_trip::<share_group_member_metadata_key::ShareGroupMemberMetadataKey>(
+        &mut g,
+        share_group_member_metadata_key::VALID_VERSIONS,
+        "ShareGroupMemberMetadataKey",
+    )?;
+    checked += round_trip::<share_group_member_metadata_value::ShareGroupMemberMetadataValue>(
+        &mut g,
+        share_group_member_metadata_value::VALID_VERSIONS,
+        "ShareGroupMemberMetadataValue",
+    )?;
+    checked += round_trip::<share_group_metadata_key::ShareGroupMetadataKey>(
+        &mut g,
+        share_group_metadata_key::VALID_VERSIONS,
+        "ShareGroupMetadataKey",
+    )?;
+    checked += round_trip::<share_group_metadata_value::ShareGroupMetadataValue>(
+        &mut g,
+        share_group_metadata_value::VALID_VERSIONS,
+        "ShareGroupMetadataValue",
+    )?;
+    checked += round_trip::<share_group_partition_metadata_key::ShareGroupPartitionMetadataKey>(
+        &mut g,
+        share_group_partition_metadata_key::VALID_VERSIONS,
+        "ShareGroupPartitionMetadataKey",
+    )?;
+    checked += round_trip::<share_group_partition_metadata_value::ShareGroupPartitionMetadataValue>(
+        &mut g,
+        share_group_partition_metadata_value::VALID_VERSIONS,
+        "ShareGroupPartitionMetadataValue",
+    )?;
+    checked += round_trip::<share_group_state_partition_metadata_key::ShareGroupStatePartitionMetadataKey>(
+        &mut g,
+        share_group_state_partition_metadata_key::VALID_VERSIONS,
+        "ShareGroupStatePartitionMetadataKey",
+    )?;
+    checked += round_trip::<share_group_state_partition_metadata_value::ShareGroupStatePartitionMetadataValue>(
+        &mut g,
+        share_group_state_partition_metadata_value::VALID_VERSIONS,
+        "ShareGroupStatePartitionMetadataValue",
+    )?;
+    checked += round_trip::<share_group_target_assignment_member_key::ShareGroupTargetAssignmentMemberKey>(
+        &mut g,
+        share_group_target_assignment_member_key::VALID_VERSIONS,
+        "ShareGroupTargetAssignmentMemberKey",
+    )?;
+    checked += round_trip::<share_group_target_assignment_member_value::ShareGroupTargetAssignmentMemberValue>(
+        &mut g,
+        share_group_target_assignment_member_value::VALID_VERSIONS,
+        "ShareGroupTargetAssignmentMemberValue",
+    )?;
+    checked += round_trip::<share_group_target_assignment_metadata_key::ShareGroupTargetAssignmentMetadataKey>(
+        &mut g,
+        share_group_target_assignment_metadata_key::VALID_VERSIONS,
+        "ShareGroupTargetAssignmentMetadataKey",
+    )?;
+    checked += round_trip::<share_group_target_assignment_metadata_value::ShareGroupTargetAssignmentMetadataValue>(
+        &mut g,
+        share_group_target_assignment_metadata_value::VALID_VERSIONS,
+        "ShareGroupTargetAssignmentMetadataValue",
+    )?;
+    checked += round_trip::<transaction_log_key::TransactionLogKey>(
+        &mut g,
+        transaction_log_key::VALID_VERSIONS,
+        "TransactionLogKey",
+    )?;
+    checked += round_trip::<transaction_log_value::TransactionLogValue>(
+        &mut g,
+        transaction_log_value::VALID_VERSIONS,
+        "TransactionLogValue",
+    )?;
+    Ok(checked)
+}
+
+#[cfg(test)]
+fn round_trip<T: Message + crate::sample::Sample + PartialEq + std::fmt::Debug>(
+    g: &mut crate::sample::SampleGen,
+    (min, max): (i16, i16),
+    name: &str,
+) -> Result<usize, String> {
+    for version in min..=max {
+        let value = T::sample(g, version);
+        let mut buf = BytesMut::new();
+        value
+            .encode(&mut buf, version)
+            .map_err(|e| format!("{name} v{version}: encode: {e}"))?;
+        let mut bytes = buf.freeze();
+        let back =
+            T::decode(&mut bytes, version).map_err(|e| format!("{name} v{version}: decode: {e} of {value:?}"))?;
+        if back != value {
+            return Err(format!("{name} v{version}: {value:?} came back as {back:?}"));
+        }
+        if !bytes.is_empty() {
+            return Err(format!("{name} v{version}: {} bytes left over", bytes.len()));
+        }
+    }
+    Ok((max - min + 1) as usize)
+}
+
 /// A request type with its API key and response type, for typed clients.
 pub trait Request: Message {
     const API_KEY: ApiKey;

@@ -56,3 +56,17 @@ impl Message for OffsetCommitKey {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetCommitKey {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group = g.string();
+        this.topic = g.string();
+        this.partition = g.next() as i32;
+        this
+    }
+}

@@ -107,6 +107,37 @@ impl Message for OffsetCommitRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetCommitRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        if version >= 1 {
+            this.generation_id_or_member_epoch = g.next() as i32;
+        }
+        if version >= 1 {
+            this.member_id = g.string();
+        }
+        if version >= 7 {
+            this.group_instance_id = if (version >= 7) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 2 && version <= 4 {
+            this.retention_time_ms = g.next() as i64;
+        }
+        this.topics = (0..g.len())
+            .map(|_| OffsetCommitRequestTopic::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each partition to commit offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitRequestPartition {
@@ -183,6 +214,26 @@ impl Message for OffsetCommitRequestPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetCommitRequestPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.committed_offset = g.next() as i64;
+        if version >= 6 {
+            this.committed_leader_epoch = g.next() as i32;
+        }
+        if version >= 1 && version <= 1 {
+            this.commit_timestamp = g.next() as i64;
+        }
+        this.committed_metadata = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The topics to commit offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitRequestTopic {
@@ -232,5 +283,20 @@ impl Message for OffsetCommitRequestTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetCommitRequestTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| OffsetCommitRequestPartition::sample(g, version))
+            .collect();
+        this
     }
 }

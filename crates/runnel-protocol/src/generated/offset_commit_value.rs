@@ -72,3 +72,23 @@ impl Message for OffsetCommitValue {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetCommitValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.offset = g.next() as i64;
+        if version >= 3 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this.metadata = g.string();
+        this.commit_timestamp = g.next() as i64;
+        if version >= 1 && version <= 1 {
+            this.expire_timestamp = g.next() as i64;
+        }
+        this
+    }
+}

@@ -100,6 +100,39 @@ impl Message for OffsetFetchRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 7 {
+            this.group_id = g.string();
+        }
+        if version <= 7 {
+            this.topics = if (version >= 2 && version <= 7) && g.coin() {
+                None
+            } else {
+                Some(
+                    (0..g.len())
+                        .map(|_| OffsetFetchRequestTopic::sample(g, version))
+                        .collect(),
+                )
+            };
+        }
+        if version >= 8 {
+            this.groups = (0..g.len())
+                .map(|_| OffsetFetchRequestGroup::sample(g, version))
+                .collect();
+        }
+        if version >= 7 {
+            this.require_stable = g.coin();
+        }
+        this
+    }
+}
+
 /// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequestTopic {
@@ -158,6 +191,23 @@ impl Message for OffsetFetchRequestTopic {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchRequestTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 7 {
+            this.name = g.string();
+        }
+        if version <= 7 {
+            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
+    }
+}
+
 /// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequestTopics {
@@ -213,6 +263,23 @@ impl Message for OffsetFetchRequestTopics {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchRequestTopics {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.name = g.string();
+        }
+        if version >= 8 {
+            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }
 
@@ -308,5 +375,40 @@ impl Message for OffsetFetchRequestGroup {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchRequestGroup {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.group_id = g.string();
+        }
+        if version >= 9 {
+            this.member_id = if (version >= 9) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 9 {
+            this.member_epoch = g.next() as i32;
+        }
+        if version >= 8 {
+            this.topics = if (version >= 8) && g.coin() {
+                None
+            } else {
+                Some(
+                    (0..g.len())
+                        .map(|_| OffsetFetchRequestTopics::sample(g, version))
+                        .collect(),
+                )
+            };
+        }
+        this
     }
 }

@@ -91,6 +91,33 @@ impl Message for OffsetFetchResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        if version <= 7 {
+            this.topics = (0..g.len())
+                .map(|_| OffsetFetchResponseTopic::sample(g, version))
+                .collect();
+        }
+        if version >= 2 && version <= 7 {
+            this.error_code = g.next() as i16;
+        }
+        if version >= 8 {
+            this.groups = (0..g.len())
+                .map(|_| OffsetFetchResponseGroup::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// The responses per partition
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponsePartition {
@@ -182,6 +209,36 @@ impl Message for OffsetFetchResponsePartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponsePartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 7 {
+            this.partition_index = g.next() as i32;
+        }
+        if version <= 7 {
+            this.committed_offset = g.next() as i64;
+        }
+        if version >= 5 && version <= 7 {
+            this.committed_leader_epoch = g.next() as i32;
+        }
+        if version <= 7 {
+            this.metadata = if (version <= 7) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version <= 7 {
+            this.error_code = g.next() as i16;
+        }
+        this
+    }
+}
+
 /// The responses per topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponseTopic {
@@ -239,6 +296,25 @@ impl Message for OffsetFetchResponseTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponseTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 7 {
+            this.name = g.string();
+        }
+        if version <= 7 {
+            this.partitions = (0..g.len())
+                .map(|_| OffsetFetchResponsePartition::sample(g, version))
+                .collect();
+        }
+        this
     }
 }
 
@@ -333,6 +409,36 @@ impl Message for OffsetFetchResponsePartitions {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponsePartitions {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.partition_index = g.next() as i32;
+        }
+        if version >= 8 {
+            this.committed_offset = g.next() as i64;
+        }
+        if version >= 8 {
+            this.committed_leader_epoch = g.next() as i32;
+        }
+        if version >= 8 {
+            this.metadata = if (version >= 8) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 8 {
+            this.error_code = g.next() as i16;
+        }
+        this
+    }
+}
+
 /// The responses per topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponseTopics {
@@ -390,6 +496,25 @@ impl Message for OffsetFetchResponseTopics {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponseTopics {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.name = g.string();
+        }
+        if version >= 8 {
+            this.partitions = (0..g.len())
+                .map(|_| OffsetFetchResponsePartitions::sample(g, version))
+                .collect();
+        }
+        this
     }
 }
 
@@ -459,5 +584,27 @@ impl Message for OffsetFetchResponseGroup {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetFetchResponseGroup {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.group_id = g.string();
+        }
+        if version >= 8 {
+            this.topics = (0..g.len())
+                .map(|_| OffsetFetchResponseTopics::sample(g, version))
+                .collect();
+        }
+        if version >= 8 {
+            this.error_code = g.next() as i16;
+        }
+        this
     }
 }

@@ -65,6 +65,21 @@ impl Message for OffsetForLeaderEpochRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetForLeaderEpochRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.replica_id = g.next() as i32;
+        }
+        this.topics = (0..g.len()).map(|_| OffsetForLeaderTopic::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Each partition to get offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderPartition {
@@ -120,6 +135,22 @@ impl Message for OffsetForLeaderPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetForLeaderPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        if version >= 2 {
+            this.current_leader_epoch = g.next() as i32;
+        }
+        this.leader_epoch = g.next() as i32;
+        this
+    }
+}
+
 /// Each topic to get offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderTopic {
@@ -167,5 +198,20 @@ impl Message for OffsetForLeaderTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetForLeaderTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| OffsetForLeaderPartition::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -67,6 +67,23 @@ impl Message for OffsetForLeaderEpochResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetForLeaderEpochResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        this.topics = (0..g.len())
+            .map(|_| OffsetForLeaderTopicResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each partition in the topic we fetched offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochEndOffset {
@@ -127,6 +144,23 @@ impl Message for EpochEndOffset {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for EpochEndOffset {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.partition = g.next() as i32;
+        if version >= 1 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this.end_offset = g.next() as i64;
+        this
+    }
+}
+
 /// Each topic we fetched offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderTopicResult {
@@ -174,5 +208,18 @@ impl Message for OffsetForLeaderTopicResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for OffsetForLeaderTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partitions = (0..g.len()).map(|_| EpochEndOffset::sample(g, version)).collect();
+        this
     }
 }

@@ -85,6 +85,27 @@ impl Message for ProduceRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ProduceRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.transactional_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.acks = g.next() as i16;
+        this.timeout_ms = g.next() as i32;
+        this.topic_data = (0..g.len()).map(|_| TopicProduceData::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Each partition to produce to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionProduceData {
@@ -138,6 +159,19 @@ impl Message for PartitionProduceData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionProduceData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.index = g.next() as i32;
+        this.records = if g.coin() { None } else { Some(g.bytes()) };
+        this
+    }
+}
+
 /// Each topic to produce to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicProduceData {
@@ -185,5 +219,18 @@ impl Message for TopicProduceData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicProduceData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partition_data = (0..g.len()).map(|_| PartitionProduceData::sample(g, version)).collect();
+        this
     }
 }

@@ -87,6 +87,24 @@ impl Message for ProduceResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ProduceResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.responses = (0..g.len()).map(|_| TopicProduceResponse::sample(g, version)).collect();
+        if version >= 1 {
+            this.throttle_time_ms = g.next() as i32;
+        }
+        if version >= 10 {
+            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+        }
+        this
+    }
+}
+
 /// The batch indices of records that caused the batch to be dropped
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchIndexAndErrorMessage {
@@ -151,6 +169,27 @@ impl Message for BatchIndexAndErrorMessage {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for BatchIndexAndErrorMessage {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 8 {
+            this.batch_index = g.next() as i32;
+        }
+        if version >= 8 {
+            this.batch_index_error_message = if (version >= 8) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
     /// The ID of the current leader or -1 if the leader is unknown.
@@ -201,6 +240,23 @@ impl Message for LeaderIdAndEpoch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 10 {
+            this.leader_id = g.next() as i32;
+        }
+        if version >= 10 {
+            this.leader_epoch = g.next() as i32;
+        }
+        this
     }
 }
 
@@ -324,6 +380,41 @@ impl Message for PartitionProduceResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionProduceResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.base_offset = g.next() as i64;
+        if version >= 2 {
+            this.log_append_time_ms = g.next() as i64;
+        }
+        if version >= 5 {
+            this.log_start_offset = g.next() as i64;
+        }
+        if version >= 8 {
+            this.record_errors = (0..g.len())
+                .map(|_| BatchIndexAndErrorMessage::sample(g, version))
+                .collect();
+        }
+        if version >= 8 {
+            this.error_message = if (version >= 8) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 10 {
+            this.current_leader = LeaderIdAndEpoch::sample(g, version);
+        }
+        this
+    }
+}
+
 /// Each produce response
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicProduceResponse {
@@ -377,6 +468,21 @@ impl Message for TopicProduceResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicProduceResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partition_responses = (0..g.len())
+            .map(|_| PartitionProduceResponse::sample(g, version))
+            .collect();
+        this
     }
 }
 
@@ -459,5 +565,32 @@ impl Message for NodeEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for NodeEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 10 {
+            this.node_id = g.next() as i32;
+        }
+        if version >= 10 {
+            this.host = g.string();
+        }
+        if version >= 10 {
+            this.port = g.next() as i32;
+        }
+        if version >= 10 {
+            this.rack = if (version >= 10) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
     }
 }

@@ -71,3 +71,19 @@ impl Message for PushTelemetryRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PushTelemetryRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.client_instance_id = g.uuid();
+        this.subscription_id = g.next() as i32;
+        this.terminating = g.coin();
+        this.compression_type = g.next() as i8;
+        this.metrics = g.bytes();
+        this
+    }
+}

@@ -56,6 +56,18 @@ impl Message for ReadShareGroupStateResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReadShareGroupStateResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.results = (0..g.len()).map(|_| ReadStateResult::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateBatch {
     /// The base offset of this state batch.
@@ -108,6 +120,21 @@ impl Message for StateBatch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StateBatch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.first_offset = g.next() as i64;
+        this.last_offset = g.next() as i64;
+        this.delivery_state = g.next() as i8;
+        this.delivery_count = g.next() as i16;
+        this
     }
 }
 
@@ -187,6 +214,23 @@ impl Message for PartitionResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.state_epoch = g.next() as i32;
+        this.start_offset = g.next() as i64;
+        this.state_batches = (0..g.len()).map(|_| StateBatch::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The read results
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadStateResult {
@@ -234,5 +278,18 @@ impl Message for ReadStateResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ReadStateResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this
     }
 }

@@ -67,3 +67,17 @@ impl Message for RemoveRaftVoterRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for RemoveRaftVoterRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        this.voter_id = g.next() as i32;
+        this.voter_directory_id = g.uuid();
+        this
+    }
+}

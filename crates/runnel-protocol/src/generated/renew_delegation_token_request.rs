@@ -56,3 +56,16 @@ impl Message for RenewDelegationTokenRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for RenewDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.hmac = g.bytes();
+        this.renew_period_ms = g.next() as i64;
+        this
+    }
+}

@@ -78,3 +78,24 @@ impl Message for RequestHeader {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for RequestHeader {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.request_api_key = g.next() as i16;
+        this.request_api_version = g.next() as i16;
+        this.correlation_id = g.next() as i32;
+        if version >= 1 {
+            this.client_id = if (version >= 1) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this
+    }
+}

@@ -77,3 +77,20 @@ impl Message for SaslAuthenticateResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SaslAuthenticateResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.auth_bytes = g.bytes();
+        if version >= 1 {
+            this.session_lifetime_ms = g.next() as i64;
+        }
+        this
+    }
+}

@@ -60,3 +60,16 @@ impl Message for SaslHandshakeResponse {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SaslHandshakeResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.mechanisms = (0..g.len()).map(|_| g.string()).collect();
+        this
+    }
+}

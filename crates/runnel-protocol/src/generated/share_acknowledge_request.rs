@@ -85,6 +85,21 @@ impl Message for ShareAcknowledgeRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareAcknowledgeRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = if g.coin() { None } else { Some(g.string()) };
+        this.member_id = if g.coin() { None } else { Some(g.string()) };
+        this.share_session_epoch = g.next() as i32;
+        this.topics = (0..g.len()).map(|_| AcknowledgeTopic::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Record batches to acknowledge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcknowledgementBatch {
@@ -137,6 +152,20 @@ impl Message for AcknowledgementBatch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AcknowledgementBatch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.first_offset = g.next() as i64;
+        this.last_offset = g.next() as i64;
+        this.acknowledge_types = (0..g.len()).map(|_| g.next() as i8).collect();
+        this
     }
 }
 
@@ -196,6 +225,19 @@ impl Message for AcknowledgePartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AcknowledgePartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.acknowledgement_batches = (0..g.len()).map(|_| AcknowledgementBatch::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The topics containing records to acknowledge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcknowledgeTopic {
@@ -243,5 +285,18 @@ impl Message for AcknowledgeTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AcknowledgeTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| AcknowledgePartition::sample(g, version)).collect();
+        this
     }
 }

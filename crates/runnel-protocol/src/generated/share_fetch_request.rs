@@ -114,6 +114,25 @@ impl Message for ShareFetchRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareFetchRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = if g.coin() { None } else { Some(g.string()) };
+        this.member_id = if g.coin() { None } else { Some(g.string()) };
+        this.share_session_epoch = g.next() as i32;
+        this.max_wait_ms = g.next() as i32;
+        this.min_bytes = g.next() as i32;
+        this.max_bytes = g.next() as i32;
+        this.topics = (0..g.len()).map(|_| FetchTopic::sample(g, version)).collect();
+        this.forgotten_topics_data = (0..g.len()).map(|_| ForgottenTopic::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Record batches to acknowledge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcknowledgementBatch {
@@ -166,6 +185,20 @@ impl Message for AcknowledgementBatch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AcknowledgementBatch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.first_offset = g.next() as i64;
+        this.last_offset = g.next() as i64;
+        this.acknowledge_types = (0..g.len()).map(|_| g.next() as i8).collect();
+        this
     }
 }
 
@@ -230,6 +263,20 @@ impl Message for FetchPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.partition_max_bytes = g.next() as i32;
+        this.acknowledgement_batches = (0..g.len()).map(|_| AcknowledgementBatch::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The topics to fetch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchTopic {
@@ -280,6 +327,19 @@ impl Message for FetchTopic {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FetchTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| FetchPartition::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The partitions to remove from this share session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForgottenTopic {
@@ -326,5 +386,18 @@ impl Message for ForgottenTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ForgottenTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

@@ -89,6 +89,24 @@ impl Message for ShareFetchResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareFetchResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.responses = (0..g.len())
+            .map(|_| ShareFetchableTopicResponse::sample(g, version))
+            .collect();
+        this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
     /// The ID of the current leader or -1 if the leader is unknown.
@@ -131,6 +149,19 @@ impl Message for LeaderIdAndEpoch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this
     }
 }
 
@@ -182,6 +213,20 @@ impl Message for AcquiredRecords {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for AcquiredRecords {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.first_offset = g.next() as i64;
+        this.last_offset = g.next() as i64;
+        this.delivery_count = g.next() as i16;
+        this
     }
 }
 
@@ -285,6 +330,25 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this.acknowledge_error_code = g.next() as i16;
+        this.acknowledge_error_message = if g.coin() { None } else { Some(g.string()) };
+        this.current_leader = LeaderIdAndEpoch::sample(g, version);
+        this.records = if g.coin() { None } else { Some(g.bytes()) };
+        this.acquired_records = (0..g.len()).map(|_| AcquiredRecords::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The response topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareFetchableTopicResponse {
@@ -332,6 +396,19 @@ impl Message for ShareFetchableTopicResponse {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareFetchableTopicResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }
 
@@ -395,5 +472,20 @@ impl Message for NodeEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for NodeEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.node_id = g.next() as i32;
+        this.host = g.string();
+        this.port = g.next() as i32;
+        this.rack = if g.coin() { None } else { Some(g.string()) };
+        this
     }
 }

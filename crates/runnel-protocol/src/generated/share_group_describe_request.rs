@@ -60,3 +60,16 @@ impl Message for ShareGroupDescribeRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareGroupDescribeRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_ids = (0..g.len()).map(|_| g.string()).collect();
+        this.include_authorized_operations = g.coin();
+        this
+    }
+}

@@ -88,3 +88,23 @@ impl Message for ShareGroupHeartbeatRequest {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareGroupHeartbeatRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.member_id = g.string();
+        this.member_epoch = g.next() as i32;
+        this.rack_id = if g.coin() { None } else { Some(g.string()) };
+        this.subscribed_topic_names = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| g.string()).collect())
+        };
+        this
+    }
+}

@@ -80,3 +80,18 @@ impl Message for ShareGroupMemberMetadataValue {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareGroupMemberMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.rack_id = if g.coin() { None } else { Some(g.string()) };
+        this.client_id = g.string();
+        this.client_host = g.string();
+        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this
+    }
+}

@@ -54,6 +54,18 @@ impl Message for ShareGroupPartitionMetadataValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareGroupPartitionMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topics = (0..g.len()).map(|_| TopicMetadata::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Partitions mapped to a set of racks. If the rack information is unavailable for all the partitions, an empty list is stored
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionMetadata {
@@ -101,6 +113,19 @@ impl Message for PartitionMetadata {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionMetadata {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.racks = (0..g.len()).map(|_| g.string()).collect();
+        this
     }
 }
 
@@ -161,5 +186,20 @@ impl Message for TopicMetadata {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicMetadata {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.topic_name = g.string();
+        this.num_partitions = g.next() as i32;
+        this.partition_metadata = (0..g.len()).map(|_| PartitionMetadata::sample(g, version)).collect();
+        this
     }
 }

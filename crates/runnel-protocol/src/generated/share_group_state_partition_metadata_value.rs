@@ -63,6 +63,19 @@ impl Message for ShareGroupStatePartitionMetadataValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for ShareGroupStatePartitionMetadataValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.initialized_topics = (0..g.len()).map(|_| TopicPartitionsInfo::sample(g, version)).collect();
+        this.deleting_topics = (0..g.len()).map(|_| TopicInfo::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitionsInfo {
     /// The topic identifier.
@@ -116,6 +129,20 @@ impl Message for TopicPartitionsInfo {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicPartitionsInfo {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicInfo {
     /// The topic identifier.
@@ -158,5 +185,18 @@ impl Message for TopicInfo {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicInfo {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.topic_name = g.string();
+        this
     }
 }

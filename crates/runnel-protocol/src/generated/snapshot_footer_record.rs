@@ -49,3 +49,15 @@ impl Message for SnapshotFooterRecord {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SnapshotFooterRecord {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.version = g.next() as i16;
+        this
+    }
+}

@@ -54,3 +54,16 @@ impl Message for SnapshotHeaderRecord {
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SnapshotHeaderRecord {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.version = g.next() as i16;
+        this.last_contained_log_timestamp = g.next() as i64;
+        this
+    }
+}

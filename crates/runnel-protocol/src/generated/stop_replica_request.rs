@@ -129,6 +129,41 @@ impl Message for StopReplicaRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.controller_id = g.next() as i32;
+        if version >= 4 {
+            this.is_k_raft_controller = g.coin();
+        }
+        this.controller_epoch = g.next() as i32;
+        if version >= 1 {
+            this.broker_epoch = g.next() as i64;
+        }
+        if version <= 2 {
+            this.delete_partitions = g.coin();
+        }
+        if version <= 0 {
+            this.ungrouped_partitions = (0..g.len())
+                .map(|_| StopReplicaPartitionV0::sample(g, version))
+                .collect();
+        }
+        if version >= 1 && version <= 2 {
+            this.topics = (0..g.len()).map(|_| StopReplicaTopicV1::sample(g, version)).collect();
+        }
+        if version >= 3 {
+            this.topic_states = (0..g.len())
+                .map(|_| StopReplicaTopicState::sample(g, version))
+                .collect();
+        }
+        this
+    }
+}
+
 /// The partitions to stop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaPartitionV0 {
@@ -180,6 +215,23 @@ impl Message for StopReplicaPartitionV0 {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaPartitionV0 {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 0 {
+            this.topic_name = g.string();
+        }
+        if version <= 0 {
+            this.partition_index = g.next() as i32;
+        }
+        this
     }
 }
 
@@ -238,6 +290,23 @@ impl Message for StopReplicaTopicV1 {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaTopicV1 {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 && version <= 2 {
+            this.name = g.string();
+        }
+        if version >= 1 && version <= 2 {
+            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }
 
@@ -304,6 +373,26 @@ impl Message for StopReplicaPartitionState {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaPartitionState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.partition_index = g.next() as i32;
+        }
+        if version >= 3 {
+            this.leader_epoch = g.next() as i32;
+        }
+        if version >= 3 {
+            this.delete_partition = g.coin();
+        }
+        this
+    }
+}
+
 /// Each topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaTopicState {
@@ -361,5 +450,24 @@ impl Message for StopReplicaTopicState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaTopicState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 3 {
+            this.topic_name = g.string();
+        }
+        if version >= 3 {
+            this.partition_states = (0..g.len())
+                .map(|_| StopReplicaPartitionState::sample(g, version))
+                .collect();
+        }
+        this
     }
 }

@@ -63,6 +63,21 @@ impl Message for StopReplicaResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.error_code = g.next() as i16;
+        this.partition_errors = (0..g.len())
+            .map(|_| StopReplicaPartitionError::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The responses for each partition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaPartitionError {
@@ -111,5 +126,19 @@ impl Message for StopReplicaPartitionError {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StopReplicaPartitionError {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this
     }
 }

@@ -130,6 +130,44 @@ impl Message for SyncGroupRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SyncGroupRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.generation_id = g.next() as i32;
+        this.member_id = g.string();
+        if version >= 3 {
+            this.group_instance_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 5 {
+            this.protocol_type = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        if version >= 5 {
+            this.protocol_name = if (version >= 5) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.assignments = (0..g.len())
+            .map(|_| SyncGroupRequestAssignment::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// Each assignment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncGroupRequestAssignment {
@@ -173,5 +211,18 @@ impl Message for SyncGroupRequestAssignment {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for SyncGroupRequestAssignment {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.member_id = g.string();
+        this.assignment = g.bytes();
+        this
     }
 }

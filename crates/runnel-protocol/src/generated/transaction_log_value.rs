@@ -138,6 +138,37 @@ impl Message for TransactionLogValue {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TransactionLogValue {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.producer_id = g.next() as i64;
+        if version >= 1 {
+            this.previous_producer_id = g.next() as i64;
+        }
+        if version >= 1 {
+            this.next_producer_id = g.next() as i64;
+        }
+        this.producer_epoch = g.next() as i16;
+        this.transaction_timeout_ms = g.next() as i32;
+        this.transaction_status = g.next() as i8;
+        this.transaction_partitions = if g.coin() {
+            None
+        } else {
+            Some((0..g.len()).map(|_| PartitionsSchema::sample(g, version)).collect())
+        };
+        this.transaction_last_update_timestamp_ms = g.next() as i64;
+        this.transaction_start_timestamp_ms = g.next() as i64;
+        if version >= 1 {
+            this.client_transaction_version = g.next() as i16;
+        }
+        this
+    }
+}
+
 /// Set of partitions involved in the transaction
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionsSchema {
@@ -182,5 +213,18 @@ impl Message for PartitionsSchema {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionsSchema {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic = g.string();
+        this.partition_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }

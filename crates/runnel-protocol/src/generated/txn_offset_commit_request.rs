@@ -115,6 +115,37 @@ impl Message for TxnOffsetCommitRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TxnOffsetCommitRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.transactional_id = g.string();
+        this.group_id = g.string();
+        this.producer_id = g.next() as i64;
+        this.producer_epoch = g.next() as i16;
+        if version >= 3 {
+            this.generation_id = g.next() as i32;
+        }
+        if version >= 3 {
+            this.member_id = g.string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if (version >= 3) && g.coin() {
+                None
+            } else {
+                Some(g.string())
+            };
+        }
+        this.topics = (0..g.len())
+            .map(|_| TxnOffsetCommitRequestTopic::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The partitions inside the topic that we want to commit offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequestPartition {
@@ -182,6 +213,23 @@ impl Message for TxnOffsetCommitRequestPartition {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TxnOffsetCommitRequestPartition {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.committed_offset = g.next() as i64;
+        if version >= 2 {
+            this.committed_leader_epoch = g.next() as i32;
+        }
+        this.committed_metadata = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// Each topic that we want to commit offsets for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequestTopic {
@@ -231,5 +279,20 @@ impl Message for TxnOffsetCommitRequestTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TxnOffsetCommitRequestTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| TxnOffsetCommitRequestPartition::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -70,6 +70,22 @@ impl Message for UpdateFeaturesRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateFeaturesRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.timeout_ms = g.next() as i32;
+        this.feature_updates = (0..g.len()).map(|_| FeatureUpdateKey::sample(g, version)).collect();
+        if version >= 1 {
+            this.validate_only = g.coin();
+        }
+        this
+    }
+}
+
 /// The list of updates to finalized features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureUpdateKey {
@@ -131,5 +147,24 @@ impl Message for FeatureUpdateKey {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for FeatureUpdateKey {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.feature = g.string();
+        this.max_version_level = g.next() as i16;
+        if version <= 0 {
+            this.allow_downgrade = g.coin();
+        }
+        if version >= 1 {
+            this.upgrade_type = g.next() as i8;
+        }
+        this
     }
 }

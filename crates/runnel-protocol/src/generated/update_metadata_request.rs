@@ -134,6 +134,39 @@ impl Message for UpdateMetadataRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateMetadataRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.controller_id = g.next() as i32;
+        if version >= 8 {
+            this.is_k_raft_controller = g.coin();
+        }
+        if version >= 8 {
+            this.r#type = g.next() as i8;
+        }
+        this.controller_epoch = g.next() as i32;
+        if version >= 5 {
+            this.broker_epoch = g.next() as i64;
+        }
+        if version <= 4 {
+            this.ungrouped_partition_states = (0..g.len())
+                .map(|_| UpdateMetadataPartitionState::sample(g, version))
+                .collect();
+        }
+        if version >= 5 {
+            this.topic_states = (0..g.len())
+                .map(|_| UpdateMetadataTopicState::sample(g, version))
+                .collect();
+        }
+        this.live_brokers = (0..g.len()).map(|_| UpdateMetadataBroker::sample(g, version)).collect();
+        this
+    }
+}
+
 /// In newer versions of this RPC, each topic that we would like to update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateMetadataTopicState {
@@ -200,6 +233,28 @@ impl Message for UpdateMetadataTopicState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateMetadataTopicState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 5 {
+            this.topic_name = g.string();
+        }
+        if version >= 7 {
+            this.topic_id = g.uuid();
+        }
+        if version >= 5 {
+            this.partition_states = (0..g.len())
+                .map(|_| UpdateMetadataPartitionState::sample(g, version))
+                .collect();
+        }
+        this
     }
 }
 
@@ -272,6 +327,29 @@ impl Message for UpdateMetadataEndpoint {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateMetadataEndpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version >= 1 {
+            this.port = g.next() as i32;
+        }
+        if version >= 1 {
+            this.host = g.string();
+        }
+        if version >= 3 {
+            this.listener = g.string();
+        }
+        if version >= 1 {
+            this.security_protocol = g.next() as i16;
+        }
+        this
     }
 }
 
@@ -359,6 +437,32 @@ impl Message for UpdateMetadataBroker {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateMetadataBroker {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.id = g.next() as i32;
+        if version <= 0 {
+            this.v0_host = g.string();
+        }
+        if version <= 0 {
+            this.v0_port = g.next() as i32;
+        }
+        if version >= 1 {
+            this.endpoints = (0..g.len())
+                .map(|_| UpdateMetadataEndpoint::sample(g, version))
+                .collect();
+        }
+        if version >= 2 {
+            this.rack = if g.coin() { None } else { Some(g.string()) };
+        }
+        this
     }
 }
 
@@ -457,5 +561,29 @@ impl Message for UpdateMetadataPartitionState {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateMetadataPartitionState {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        if version <= 4 {
+            this.topic_name = g.string();
+        }
+        this.partition_index = g.next() as i32;
+        this.controller_epoch = g.next() as i32;
+        this.leader = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.isr = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.zk_version = g.next() as i32;
+        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        if version >= 4 {
+            this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        }
+        this
     }
 }

@@ -87,6 +87,23 @@ impl Message for UpdateRaftVoterRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateRaftVoterRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        this.current_leader_epoch = g.next() as i32;
+        this.voter_id = g.next() as i32;
+        this.voter_directory_id = g.uuid();
+        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this.k_raft_version_feature = KRaftVersionFeature::sample(g, version);
+        this
+    }
+}
+
 /// The endpoint that can be used to communicate with the leader
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -138,6 +155,20 @@ impl Message for Listener {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Listener {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.host = g.string();
+        this.port = g.next() as u16;
+        this
+    }
+}
+
 /// The range of versions of the protocol that the replica supports
 #[derive(Debug, Clone, PartialEq)]
 pub struct KRaftVersionFeature {
@@ -181,5 +212,18 @@ impl Message for KRaftVersionFeature {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for KRaftVersionFeature {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.min_supported_version = g.next() as i16;
+        this.max_supported_version = g.next() as i16;
+        this
     }
 }

@@ -74,6 +74,20 @@ impl Message for UpdateRaftVoterResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for UpdateRaftVoterResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.current_leader = CurrentLeader::sample(g, version);
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurrentLeader {
     /// The replica id of the current leader or -1 if the leader is unknown
@@ -126,5 +140,20 @@ impl Message for CurrentLeader {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for CurrentLeader {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.leader_id = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.host = g.string();
+        this.port = g.next() as i32;
+        this
     }
 }

@@ -75,6 +75,22 @@ impl Message for VoteRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for VoteRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.cluster_id = if g.coin() { None } else { Some(g.string()) };
+        if version >= 1 {
+            this.voter_id = g.next() as i32;
+        }
+        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionData {
     /// The partition index.
@@ -153,6 +169,28 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.candidate_epoch = g.next() as i32;
+        this.candidate_id = g.next() as i32;
+        if version >= 1 {
+            this.candidate_directory_id = g.uuid();
+        }
+        if version >= 1 {
+            this.voter_directory_id = g.uuid();
+        }
+        this.last_offset_epoch = g.next() as i32;
+        this.last_offset = g.next() as i64;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicData {
     /// The topic name.
@@ -198,5 +236,18 @@ impl Message for TopicData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for TopicData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_name = g.string();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }

@@ -58,6 +58,19 @@ impl Message for VotersRecord {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for VotersRecord {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.version = g.next() as i16;
+        this.voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The endpoint that can be used to communicate with the voter
 #[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
@@ -109,6 +122,20 @@ impl Message for Endpoint {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Endpoint {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.host = g.string();
+        this.port = g.next() as u16;
+        this
+    }
+}
+
 /// The range of versions of the protocol that the replica supports
 #[derive(Debug, Clone, PartialEq)]
 pub struct KRaftVersionFeature {
@@ -152,6 +179,19 @@ impl Message for KRaftVersionFeature {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for KRaftVersionFeature {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.min_supported_version = g.next() as i16;
+        this.max_supported_version = g.next() as i16;
+        this
     }
 }
 
@@ -211,5 +251,20 @@ impl Message for Voter {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for Voter {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.voter_id = g.next() as i32;
+        this.voter_directory_id = g.uuid();
+        this.endpoints = (0..g.len()).map(|_| Endpoint::sample(g, version)).collect();
+        this.k_raft_version_feature = KRaftVersionFeature::sample(g, version);
+        this
     }
 }

@@ -61,6 +61,19 @@ impl Message for WriteShareGroupStateRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteShareGroupStateRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.group_id = g.string();
+        this.topics = (0..g.len()).map(|_| WriteStateData::sample(g, version)).collect();
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateBatch {
     /// The base offset of this state batch.
@@ -113,6 +126,21 @@ impl Message for StateBatch {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for StateBatch {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.first_offset = g.next() as i64;
+        this.last_offset = g.next() as i64;
+        this.delivery_state = g.next() as i8;
+        this.delivery_count = g.next() as i16;
+        this
     }
 }
 
@@ -180,6 +208,22 @@ impl Message for PartitionData {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.state_epoch = g.next() as i32;
+        this.leader_epoch = g.next() as i32;
+        this.start_offset = g.next() as i64;
+        this.state_batches = (0..g.len()).map(|_| StateBatch::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The data for the topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteStateData {
@@ -227,5 +271,18 @@ impl Message for WriteStateData {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteStateData {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this
     }
 }

@@ -56,6 +56,18 @@ impl Message for WriteShareGroupStateResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteShareGroupStateResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.results = (0..g.len()).map(|_| WriteStateResult::sample(g, version)).collect();
+        this
+    }
+}
+
 /// The results for the partitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionResult {
@@ -114,6 +126,20 @@ impl Message for PartitionResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for PartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this.error_message = if g.coin() { None } else { Some(g.string()) };
+        this
+    }
+}
+
 /// The write results
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteStateResult {
@@ -161,5 +187,18 @@ impl Message for WriteStateResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteStateResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.topic_id = g.uuid();
+        this.partitions = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this
     }
 }

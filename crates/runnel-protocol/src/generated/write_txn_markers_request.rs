@@ -56,6 +56,18 @@ impl Message for WriteTxnMarkersRequest {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteTxnMarkersRequest {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.markers = (0..g.len()).map(|_| WritableTxnMarker::sample(g, version)).collect();
+        this
+    }
+}
+
 /// Each topic that we want to write transaction marker(s) for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerTopic {
@@ -103,6 +115,19 @@ impl Message for WritableTxnMarkerTopic {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WritableTxnMarkerTopic {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this
     }
 }
 
@@ -168,5 +193,23 @@ impl Message for WritableTxnMarker {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WritableTxnMarker {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.producer_id = g.next() as i64;
+        this.producer_epoch = g.next() as i16;
+        this.transaction_result = g.coin();
+        this.topics = (0..g.len())
+            .map(|_| WritableTxnMarkerTopic::sample(g, version))
+            .collect();
+        this.coordinator_epoch = g.next() as i32;
+        this
     }
 }

@@ -56,6 +56,20 @@ impl Message for WriteTxnMarkersResponse {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WriteTxnMarkersResponse {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.markers = (0..g.len())
+            .map(|_| WritableTxnMarkerResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The results by partition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerPartitionResult {
@@ -99,6 +113,19 @@ impl Message for WritableTxnMarkerPartitionResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WritableTxnMarkerPartitionResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.partition_index = g.next() as i32;
+        this.error_code = g.next() as i16;
+        this
     }
 }
 
@@ -154,6 +181,21 @@ impl Message for WritableTxnMarkerTopicResult {
     }
 }
 
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WritableTxnMarkerTopicResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.name = g.string();
+        this.partitions = (0..g.len())
+            .map(|_| WritableTxnMarkerPartitionResult::sample(g, version))
+            .collect();
+        this
+    }
+}
+
 /// The results for writing makers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerResult {
@@ -203,5 +245,20 @@ impl Message for WritableTxnMarkerResult {
             write_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "sample"))]
+impl crate::sample::Sample for WritableTxnMarkerResult {
+    #[allow(unused_variables)]
+    fn sample(g: &mut crate::sample::SampleGen, version: i16) -> Self {
+        #[allow(unused_imports)]
+        use crate::sample::Sample;
+        let mut this = Self::default();
+        this.producer_id = g.next() as i64;
+        this.topics = (0..g.len())
+            .map(|_| WritableTxnMarkerTopicResult::sample(g, version))
+            .collect();
+        this
     }
 }

@@ -1,0 +1,54 @@
+//! The storage error type: disk faults, corrupt data found on disk, and caller errors.
+
+use std::path::PathBuf;
+
+use runnel_protocol::records::RecordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("invalid record batch: {0}")]
+    InvalidRecords(#[from] RecordError),
+    /// A checksum failed in the middle of the log: a disk fault, never skipped silently.
+    #[error("corrupt log segment {path} at position {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    #[error("corrupt file {path}: {reason}")]
+    CorruptFile { path: PathBuf, reason: String },
+    #[error("topic id mismatch in {path}")]
+    InconsistentTopicId { path: PathBuf },
+    #[error("invalid partition directory name {0}")]
+    InvalidDirName(String),
+    #[error("batch base offset {offset} is below the log end offset {log_end_offset}")]
+    OffsetBelowLogEnd { offset: i64, log_end_offset: i64 },
+    #[error("records of {size_bytes} bytes do not fit in a segment of {segment_bytes} bytes")]
+    RecordsTooLarge { size_bytes: u64, segment_bytes: u64 },
+}
+
+/// Attaches a path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

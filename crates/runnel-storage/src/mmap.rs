@@ -1,0 +1,82 @@
+//! The only module of this crate with `unsafe`: a writable memory map over an index file.
+//!
+//! Invariants: the map never outlives its file handle; the file is never resized (truncated or
+//! grown) while mapped — `resize` drops the map first and maps again afterwards; the partition
+//! directory is owned by this process, so no other process rewrites a mapped file.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+use memmap2::MmapMut;
+
+/// A read-write mapped file of fixed length (until `resize`).
+pub(crate) struct MappedFile {
+    file: File,
+    /// `None` when the file is empty: a zero-length mapping is not portable.
+    map: Option<MmapMut>,
+    len_bytes: usize,
+}
+
+impl MappedFile {
+    /// Opens (creating if missing) `path`, sets its length to `len_bytes` and maps it.
+    pub(crate) fn open(path: &Path, len_bytes: usize) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        file.set_len(len_bytes as u64)?;
+        let map = map_file(&file, len_bytes)?;
+        Ok(Self {
+            file,
+            map,
+            len_bytes,
+        })
+    }
+
+    pub(crate) fn len_bytes(&self) -> usize {
+        self.len_bytes
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.map.as_deref_mut().unwrap_or(&mut [])
+    }
+
+    /// Unmaps, changes the file length, maps again.
+    pub(crate) fn resize(&mut self, len_bytes: usize) -> io::Result<()> {
+        if let Some(map) = self.map.take() {
+            map.flush()?;
+            drop(map);
+        }
+        self.file.set_len(len_bytes as u64)?;
+        self.map = map_file(&self.file, len_bytes)?;
+        self.len_bytes = len_bytes;
+        Ok(())
+    }
+
+    /// Writes dirty pages back and syncs the file.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        if let Some(map) = &self.map {
+            map.flush()?;
+        }
+        self.file.sync_data()
+    }
+}
+
+fn map_file(file: &File, len_bytes: usize) -> io::Result<Option<MmapMut>> {
+    if len_bytes == 0 {
+        return Ok(None);
+    }
+    // SAFETY: memmap2 requires that the mapped file is not resized or modified by anyone else
+    // while mapped. The file was just sized to `len_bytes` by us, lives in a partition directory
+    // this process owns exclusively, and `MappedFile` only changes its length in `resize`, after
+    // dropping this map. The map is stored next to the `File` and dropped no later than it.
+    let map = unsafe { MmapMut::map_mut(file)? };
+    Ok(Some(map))
+}

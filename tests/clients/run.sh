@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Real-client test suite: runs every client scenario (confluent-kafka, kafka-python, aiokafka,
+# kafkajs, kcat) against one broker and prints `N passed, M failed` as its last line.
+#
+#   tests/clients/run.sh                     # starts target/debug/runnel (or $RUNNEL_BIN)
+#   BOOTSTRAP=host:port tests/clients/run.sh # uses an already running Kafka-compatible broker
+#   MESSAGES=10000 tests/clients/run.sh      # fewer messages per scenario (default 100000)
+#   CLIENTS="kcat confluent" tests/clients/run.sh  # a subset
+#
+# Builds nothing. Kills only the broker process it started itself.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$HERE"
+
+export MESSAGES="${MESSAGES:-100000}"
+export RUN_ID="${RUN_ID:-$(date +%s)-$$}"
+SCENARIO_TIMEOUT_S="${SCENARIO_TIMEOUT_S:-600}"
+CLIENTS="${CLIENTS:-confluent kafka-python aiokafka kafkajs kcat}"
+
+"$HERE/install.sh"
+PY="$HERE/.venv/bin/python"
+
+BROKER_PID=""
+TMP_DIR="$(mktemp -d -t runnel-clients.XXXXXX)"
+cleanup() {
+  if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill "$BROKER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$BROKER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP_DIR"
+}
+trap cleanup EXIT
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+if [[ -z "${BOOTSTRAP:-}" ]]; then
+  BIN="${RUNNEL_BIN:-$ROOT/target/debug/runnel}"
+  if [[ ! -x "$BIN" ]]; then
+    echo "run.sh: broker binary not found at $BIN (build it with 'cargo build -p runnel' or set RUNNEL_BIN, or set BOOTSTRAP=host:port)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  PORT="$(free_port)"
+  export BOOTSTRAP="127.0.0.1:$PORT"
+  mkdir -p "$TMP_DIR/data"
+  "$BIN" serve \
+    --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
+    --override "log.dirs=$TMP_DIR/data" \
+    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT" \
+    --override "group.initial.rebalance.delay.ms=0" \
+    >"$TMP_DIR/broker.log" 2>&1 &
+  BROKER_PID=$!
+  echo "run.sh: started $BIN (pid $BROKER_PID) on $BOOTSTRAP, data in $TMP_DIR/data"
+fi
+
+# Wait (with a deadline) until the broker answers ApiVersions; learn whether groups exist.
+if ! PROBE="$("$PY" "$HERE/probe.py" "$BOOTSTRAP" "${STARTUP_TIMEOUT_S:-60}")"; then
+  echo "run.sh: broker at $BOOTSTRAP never answered ApiVersions" >&2
+  if [[ -n "$BROKER_PID" ]]; then
+    echo "--- broker log (last 40 lines) ---" >&2; tail -n 40 "$TMP_DIR/broker.log" >&2 || true
+  fi
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+eval "$PROBE"
+export GROUP_APIS GROUP_APIS_REASON
+[[ "$GROUP_APIS" == 1 ]] || echo "run.sh: group scenarios will be skipped: $GROUP_APIS_REASON"
+echo "run.sh: MESSAGES=$MESSAGES RUN_ID=$RUN_ID BOOTSTRAP=$BOOTSTRAP"
+
+passed=0; failed=0; skipped=0
+run_scenario() {
+  local client="$1"; shift
+  local out="$TMP_DIR/$client.out" rc=0 t0 t1
+  t0=$(date +%s)
+  echo "=== $client"
+  timeout --kill-after=10 "$SCENARIO_TIMEOUT_S" "$@" >"$out" 2>&1 || rc=$?
+  t1=$(date +%s)
+  cat "$out"
+  local p f s
+  p=$(grep -c '^RESULT PASS ' "$out" || true)
+  f=$(grep -c '^RESULT FAIL ' "$out" || true)
+  s=$(grep -c '^RESULT SKIP ' "$out" || true)
+  if [[ $rc -ne 0 && $f -eq 0 ]]; then
+    echo "RESULT FAIL $client -- exited with status $rc without reporting a failure"
+    f=$((f + 1))
+  fi
+  echo "=== $client: $p passed, $f failed, $s skipped ($((t1 - t0))s)"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  if [[ -n "$BROKER_PID" ]] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    echo "run.sh: broker (pid $BROKER_PID) died during $client" >&2
+    tail -n 40 "$TMP_DIR/broker.log" >&2 || true
+    failed=$((failed + 1))
+    BROKER_PID=""
+  fi
+}
+
+for client in $CLIENTS; do
+  case "$client" in
+    confluent)    run_scenario confluent "$PY" "$HERE/scenario_confluent.py" ;;
+    kafka-python) run_scenario kafka-python "$PY" "$HERE/scenario_kafka_python.py" ;;
+    aiokafka)     run_scenario aiokafka "$PY" "$HERE/scenario_aiokafka.py" ;;
+    kafkajs)      run_scenario kafkajs node "$HERE/scenario_kafkajs.js" ;;
+    kcat)         run_scenario kcat "$PY" "$HERE/scenario_kcat.py" ;;
+    *) echo "run.sh: unknown client $client" >&2; failed=$((failed + 1)) ;;
+  esac
+done
+
+if [[ -n "$BROKER_PID" && $failed -gt 0 ]]; then
+  echo "--- broker log (last 40 lines) ---"; tail -n 40 "$TMP_DIR/broker.log" || true
+fi
+[[ $skipped -eq 0 ]] || echo "skipped: $skipped (see RESULT SKIP lines for reasons)"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
