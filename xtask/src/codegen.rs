@@ -965,6 +965,21 @@ fn emit_mod(specs: &[Spec]) -> String {
             let _ = writeln!(out, "impl From<{resp}::{0}Response> for ResponseBody {{\n    fn from(m: {resp}::{0}Response) -> Self {{\n        ResponseBody::{0}(m)\n    }}\n}}\n", api_name(r));
         }
     }
+    // Generic error responses, for requests the broker decodes but does not serve.
+    let _ = writeln!(out, "impl ResponseBody {{\n    /// A response of `api_key` carrying only a top-level error code, for APIs whose response has\n    /// one (`None` otherwise).\n    pub fn top_level_error(api_key: ApiKey, error_code: i16) -> Option<ResponseBody> {{\n        match api_key {{");
+    for r in &requests {
+        let Some(resp) = response_of(r) else { continue };
+        let Some(spec) = specs.iter().find(|s| s.file_stem == resp) else {
+            continue;
+        };
+        let has_error = spec.structs[0].fields.iter().any(|f| {
+            f.rust_name == "error_code" && f.ty == Ty::I16 && f.versions.min == spec.valid.min && f.tagged.is_none()
+        });
+        if has_error {
+            let _ = writeln!(out, "            ApiKey::{0} => Some(ResponseBody::{0}({1}::{0}Response {{ error_code, ..Default::default() }})),", api_name(r), resp);
+        }
+    }
+    let _ = writeln!(out, "            _ => None,\n        }}\n    }}\n}}\n");
     // Round-trip driver for the property tests: every message, every version.
     let _ = writeln!(out, "/// Encodes and decodes a random value of every message at every version; returns how many\n/// were checked, or the first mismatch.\n#[cfg(test)]\npub(crate) fn round_trip_every_message(seed: u64) -> Result<usize, String> {{\n    let mut g = crate::sample::SampleGen::new(seed);\n    let mut checked = 0;");
     for s in specs {

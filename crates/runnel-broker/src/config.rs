@@ -61,10 +61,7 @@ const CLUSTER_ID_ENV: &[&str] = &["CLUSTER_ID", "KAFKA_KRAFT_CLUSTER_ID", "KAFKA
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     /// A known key with a value that does not validate. `message` names key and value.
@@ -88,11 +85,7 @@ pub enum ConfigError {
         configured: String,
     },
     #[error("storage directory {dir} was formatted for node.id {stored} but this node has node.id {configured}")]
-    NodeIdMismatch {
-        dir: PathBuf,
-        stored: i32,
-        configured: i32,
-    },
+    NodeIdMismatch { dir: PathBuf, stored: i32, configured: i32 },
 }
 
 /// Where an effective value came from.
@@ -139,8 +132,15 @@ pub struct ConfigEntry {
 }
 
 impl ConfigEntry {
+    /// Known secrets, and unknown keys whose name suggests one (never shown in full).
     pub fn is_sensitive(&self) -> bool {
-        self.def.is_some_and(|d| d.sensitive)
+        match self.def {
+            Some(d) => d.sensitive,
+            None => {
+                let key = self.key.to_ascii_lowercase();
+                ["password", "secret", "jaas", ".key"].iter().any(|w| key.contains(w))
+            }
+        }
     }
 }
 
@@ -301,6 +301,12 @@ pub struct BrokerConfig {
     pub http_listener: String,
     pub topics_file: Option<PathBuf>,
     pub acls_file: Option<PathBuf>,
+    pub transaction_state_log_min_isr: i32,
+    /// `super.users`, split on `;` (e.g. `User:admin`).
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+    /// `sasl.enabled.mechanisms`, upper-cased.
+    pub sasl_enabled_mechanisms: Vec<String>,
     /// From `CLUSTER_ID` (or Bitnami's `KAFKA_KRAFT_CLUSTER_ID`); used when formatting storage.
     pub cluster_id: Option<String>,
     entries: BTreeMap<String, ConfigEntry>,
@@ -367,10 +373,20 @@ impl BrokerConfig {
     /// Formats (or checks) every storage directory — the log dirs and the metadata dir — and
     /// returns the cluster id they share.
     pub fn ensure_storage_formatted(&self) -> Result<String, ConfigError> {
-        let mut cluster_id = self.cluster_id.clone();
         let mut dirs: Vec<&Path> = self.log_dirs.iter().map(PathBuf::as_path).collect();
         if !dirs.contains(&self.metadata_log_dir.as_path()) {
             dirs.push(&self.metadata_log_dir);
+        }
+        // Without a configured id, adopt one already on disk before formatting any new
+        // directory, so a new disk added beside formatted ones joins their cluster.
+        let mut cluster_id = self.cluster_id.clone();
+        if cluster_id.is_none() {
+            for dir in &dirs {
+                if let Some(meta) = read_meta_properties(dir)? {
+                    cluster_id = Some(meta.cluster_id);
+                    break;
+                }
+            }
         }
         for dir in dirs {
             let id = ensure_formatted(dir, self.node_id, cluster_id.as_deref())?;
@@ -433,13 +449,13 @@ impl Layers {
                     entry.source.label()
                 )),
                 Some(_) if entry.source == ConfigSource::Default => {}
-                Some(_) => configs::validate_broker_config(&entry.key, value).map_err(
-                    |message| ConfigError::InvalidValue {
+                Some(_) => {
+                    configs::validate_broker_config(&entry.key, value).map_err(|message| ConfigError::InvalidValue {
                         key: entry.key.clone(),
                         message,
                         source_name: entry.source.label(),
-                    },
-                )?,
+                    })?
+                }
             }
         }
         Ok(warnings)
@@ -452,9 +468,7 @@ pub fn env_var_to_key(var: &str) -> Option<String> {
     if IGNORED_ENV.contains(&var) || CLUSTER_ID_ENV.contains(&var) {
         return None;
     }
-    let rest = var
-        .strip_prefix("KAFKA_CFG_")
-        .or_else(|| var.strip_prefix("KAFKA_"))?;
+    let rest = var.strip_prefix("KAFKA_CFG_").or_else(|| var.strip_prefix("KAFKA_"))?;
     if rest.is_empty() {
         return None;
     }
@@ -564,11 +578,11 @@ impl<'a> Typed<'a> {
         let controller_quorum_voters =
             configs::parse_quorum_voters(self.get("controller.quorum.voters").unwrap_or_default())
                 .map_err(ConfigError::Inconsistent)?;
-        check_voters(node_id, process_roles, &controller_quorum_voters)?;
         let mut bootstrap = Vec::new();
         for item in self.list("controller.quorum.bootstrap.servers") {
             bootstrap.push(configs::parse_host_port(&item).map_err(ConfigError::Inconsistent)?);
         }
+        check_quorum(node_id, process_roles, &controller_quorum_voters, &bootstrap)?;
         let log_dirs = self.log_dirs()?;
         let metadata_log_dir = self
             .get("metadata.log.dir")
@@ -595,10 +609,8 @@ impl<'a> Typed<'a> {
             socket_request_max_bytes: self.num("socket.request.max.bytes")?,
             offsets_topic_num_partitions: self.num("offsets.topic.num.partitions")?,
             offsets_topic_replication_factor: self.num("offsets.topic.replication.factor")?,
-            transaction_state_log_num_partitions: self
-                .num("transaction.state.log.num.partitions")?,
-            transaction_state_log_replication_factor: self
-                .num("transaction.state.log.replication.factor")?,
+            transaction_state_log_num_partitions: self.num("transaction.state.log.num.partitions")?,
+            transaction_state_log_replication_factor: self.num("transaction.state.log.replication.factor")?,
             transaction_max_timeout_ms: self.num("transaction.max.timeout.ms")?,
             group_initial_rebalance_delay_ms: self.num("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: self.num("group.min.session.timeout.ms")?,
@@ -606,6 +618,21 @@ impl<'a> Typed<'a> {
             http_listener: self.get("runnel.http.listener").unwrap_or_default().to_string(),
             topics_file: self.get("runnel.topics.file").map(PathBuf::from),
             acls_file: self.get("runnel.acls.file").map(PathBuf::from),
+            transaction_state_log_min_isr: self.num("transaction.state.log.min.isr")?,
+            super_users: self
+                .get("super.users")
+                .unwrap_or_default()
+                .split(';')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+            allow_everyone_if_no_acl_found: self.boolean("allow.everyone.if.no.acl.found"),
+            sasl_enabled_mechanisms: self
+                .list("sasl.enabled.mechanisms")
+                .into_iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
             cluster_id: None,
             entries: BTreeMap::new(),
         })
@@ -646,10 +673,7 @@ impl<'a> Typed<'a> {
         }
         for (i, d) in dirs.iter().enumerate() {
             if dirs[..i].contains(d) {
-                return Err(ConfigError::Inconsistent(format!(
-                    "{key} names {} twice",
-                    d.display()
-                )));
+                return Err(ConfigError::Inconsistent(format!("{key} names {} twice", d.display())));
             }
         }
         Ok(dirs)
@@ -675,20 +699,23 @@ impl<'a> Typed<'a> {
             segment_index_bytes: self.topic_num("segment.index.bytes")?,
             min_insync_replicas: self.num("min.insync.replicas")?,
             compression_type: self.get("compression.type").unwrap_or("producer").into(),
-            message_timestamp_type: self
-                .get("log.message.timestamp.type")
-                .unwrap_or("CreateTime")
-                .into(),
+            message_timestamp_type: self.get("log.message.timestamp.type").unwrap_or("CreateTime").into(),
             preallocate: self.boolean("log.preallocate"),
         })
     }
 }
 
-fn check_voters(
+fn check_quorum(
     node_id: i32,
     roles: ProcessRoles,
     voters: &[QuorumVoter],
+    bootstrap: &[(String, u16)],
 ) -> Result<(), ConfigError> {
+    if !roles.controller && voters.is_empty() && bootstrap.is_empty() {
+        return Err(ConfigError::Inconsistent(
+            "a broker-only node (process.roles=broker) needs controller.quorum.voters or controller.quorum.bootstrap.servers".into(),
+        ));
+    }
     if roles.controller && !voters.is_empty() && !voters.iter().any(|v| v.node_id == node_id) {
         return Err(ConfigError::Inconsistent(format!(
             "process.roles includes controller but node.id {node_id} is not in controller.quorum.voters"
@@ -713,14 +740,23 @@ impl Typed<'_> {
             .map(|n| n.to_ascii_uppercase())
             .collect();
         let protocol_map = self.protocol_map(&controller_names)?;
-        let specs = configs::parse_listeners(self.get("listeners").unwrap_or_default())
-            .map_err(ConfigError::Inconsistent)?;
+        let specs =
+            configs::parse_listeners(self.get("listeners").unwrap_or_default()).map_err(ConfigError::Inconsistent)?;
         if specs.is_empty() {
             return Err(ConfigError::Inconsistent(
                 "listeners must name at least one listener".into(),
             ));
         }
         let listeners = resolve_listeners(specs, &protocol_map)?;
+        for (i, l) in listeners.iter().enumerate() {
+            if listeners[..i].iter().any(|o| o.port == l.port && o.host == l.host) {
+                return Err(ConfigError::Inconsistent(format!(
+                    "listener {} binds {}, which another listener already binds",
+                    l.name,
+                    l.bind_address()
+                )));
+            }
+        }
         let advertised = self.advertised(&listeners, &controller_names, &protocol_map, advertised_host)?;
         let inter_broker = self.inter_broker_name(&advertised)?;
         Ok(Network {
@@ -732,10 +768,7 @@ impl Typed<'_> {
         })
     }
 
-    fn protocol_map(
-        &self,
-        controller_names: &[String],
-    ) -> Result<Vec<(String, SecurityProtocol)>, ConfigError> {
+    fn protocol_map(&self, controller_names: &[String]) -> Result<Vec<(String, SecurityProtocol)>, ConfigError> {
         let raw = self.get("listener.security.protocol.map").unwrap_or_default();
         let pairs = configs::parse_security_protocol_map(raw).map_err(ConfigError::Inconsistent)?;
         let mut map: Vec<(String, SecurityProtocol)> = pairs
@@ -758,13 +791,18 @@ impl Typed<'_> {
         advertised_host: &Option<String>,
     ) -> Result<Vec<Listener>, ConfigError> {
         let client_facing = |l: &Listener| !controller_names.contains(&l.name);
-        let Some(raw) = self.get("advertised.listeners") else {
+        // A blank value (an empty KAFKA_ADVERTISED_LISTENERS) means "not set", not "advertise nothing".
+        let Some(raw) = self.get("advertised.listeners").filter(|v| !v.trim().is_empty()) else {
             let host = advertised_host.as_deref().unwrap_or("localhost");
             return Ok(listeners
                 .iter()
                 .filter(|l| client_facing(l))
                 .map(|l| Listener {
-                    host: if is_wildcard(&l.host) { host.into() } else { l.host.clone() },
+                    host: if is_wildcard(&l.host) {
+                        host.into()
+                    } else {
+                        l.host.clone()
+                    },
                     ..l.clone()
                 })
                 .collect());
@@ -998,10 +1036,7 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// Checks a cluster id is a Kafka Uuid string (what `kafka-storage.sh format` accepts).
 pub fn validate_cluster_id(id: &str) -> Result<(), ConfigError> {
-    let ok = id.len() == 22
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -1107,4 +1142,508 @@ pub fn ensure_formatted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(opts: LoadOptions) -> (BrokerConfig, Vec<String>) {
+        match BrokerConfig::load(opts) {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("load failed: {e}"),
+        }
+    }
+
+    fn write_file(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("server.properties");
+        fs::write(&path, text).expect("write server.properties");
+        path
+    }
+
+    #[test]
+    fn zero_configuration_is_a_working_single_node() {
+        let (cfg, warnings) = load(LoadOptions::default());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.node_id, 1);
+        assert_eq!(
+            cfg.process_roles,
+            ProcessRoles {
+                broker: true,
+                controller: true
+            }
+        );
+        let expected = Listener {
+            name: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+        };
+        assert_eq!(cfg.listeners, vec![expected.clone()]);
+        assert_eq!(cfg.advertised_listeners, vec![expected]);
+        assert_eq!(cfg.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(cfg.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(cfg.metadata_log_dir, PathBuf::from("./data"));
+        assert_eq!(cfg.http_listener, "localhost:9644");
+        assert_eq!((cfg.num_partitions, cfg.default_replication_factor), (1, 1));
+        assert!(cfg.auto_create_topics_enable);
+        assert_eq!(cfg.message_max_bytes, 1_048_588);
+        assert_eq!(cfg.socket_request_max_bytes, 104_857_600);
+        assert_eq!(cfg.offsets_topic_num_partitions, 50);
+        assert_eq!(cfg.offsets_topic_replication_factor, 1);
+        assert_eq!(cfg.group_initial_rebalance_delay_ms, 3000);
+        assert_eq!(cfg.log.segment_bytes, 1 << 30);
+        assert_eq!(cfg.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(cfg.log.segment_ms, 168 * 3_600_000);
+        assert_eq!(cfg.log.retention_bytes, -1);
+        assert_eq!(cfg.log.flush_policy, FlushPolicy::Kafka);
+        assert_eq!(cfg.log.flush_ms, i64::MAX);
+        assert_eq!(cfg.log.file_delete_delay_ms, 60_000);
+        assert_eq!(cfg.log.retention_check_interval_ms, 300_000);
+        assert_eq!(cfg.cluster_id, None);
+        let entry = cfg.entry("num.partitions").expect("entry");
+        assert_eq!((entry.source.describe_code(), entry.value.as_deref()), (5, Some("1")));
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_override() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(
+            dir.path(),
+            "num.partitions=2\nlog.retention.hours=1\nmessage.max.bytes=2000000\n",
+        );
+        let (cfg, _) = load(LoadOptions {
+            file: Some(file.clone()),
+            env: env(&[("KAFKA_NUM_PARTITIONS", "3"), ("KAFKA_MESSAGE_MAX_BYTES", "3000000")]),
+            overrides: vec![("num.partitions".into(), "4".into())],
+            ..Default::default()
+        });
+        assert_eq!(cfg.num_partitions, 4);
+        assert_eq!(
+            cfg.entry("num.partitions").map(|e| &e.source),
+            Some(&ConfigSource::Override)
+        );
+        assert_eq!(cfg.message_max_bytes, 3_000_000);
+        assert_eq!(
+            cfg.entry("message.max.bytes").map(|e| &e.source),
+            Some(&ConfigSource::Env("KAFKA_MESSAGE_MAX_BYTES".into()))
+        );
+        assert_eq!(cfg.log.retention_ms, 3_600_000);
+        let entry = cfg.entry("log.retention.hours").expect("entry");
+        assert_eq!(entry.source, ConfigSource::File(file));
+        assert_eq!(entry.source.describe_code(), 4);
+        assert_eq!(
+            cfg.topic_default("retention.ms"),
+            Some(("3600000".into(), Some("log.retention.hours")))
+        );
+        assert_eq!(
+            cfg.topic_default("max.message.bytes").map(|d| d.0),
+            Some("3000000".into())
+        );
+    }
+
+    #[test]
+    fn env_mapping_follows_the_apache_image() {
+        let cases = [
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                Some("listener.security.protocol.map"),
+            ),
+            ("KAFKA_LOG_DIRS", Some("log.dirs")),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", Some("controller.quorum.voters")),
+            (
+                "KAFKA_LISTENER_NAME_SASL__SSL_SCRAM___SHA___256_SASL_JAAS_CONFIG",
+                Some("listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config"),
+            ),
+            ("KAFKA_CFG_AUTO_CREATE_TOPICS_ENABLE", Some("auto.create.topics.enable")),
+            ("KAFKA_A____B", Some("a-.b")),
+            ("KAFKA_HEAP_OPTS", None),
+            ("KAFKA_JMX_OPTS", None),
+            ("KAFKA_LOG4J_ROOT_LOGLEVEL", None),
+            ("CLUSTER_ID", None),
+            ("KAFKA_", None),
+            ("PATH", None),
+        ];
+        for (var, want) in cases {
+            assert_eq!(env_var_to_key(var).as_deref(), want, "{var}");
+        }
+    }
+
+    #[test]
+    fn compose_style_environment_configures_kraft() {
+        let (cfg, warnings) = load(LoadOptions {
+            env: env(&[
+                ("KAFKA_NODE_ID", "2"),
+                ("KAFKA_PROCESS_ROLES", "broker,controller"),
+                (
+                    "KAFKA_LISTENERS",
+                    "PLAINTEXT://:19092,CONTROLLER://:9093,PLAINTEXT_HOST://0.0.0.0:9092",
+                ),
+                (
+                    "KAFKA_ADVERTISED_LISTENERS",
+                    "PLAINTEXT://kafka:19092,PLAINTEXT_HOST://localhost:9092",
+                ),
+                (
+                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+                ),
+                ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
+                ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT"),
+                ("KAFKA_CONTROLLER_QUORUM_VOTERS", "2@kafka:9093"),
+                ("KAFKA_LOG_DIRS", "/var/lib/kafka/data"),
+                ("KAFKA_HEAP_OPTS", "-Xmx1G"),
+                ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
+                ("CLUSTER_ID", "MkU3OEVBNTcwNTJENDM2Qk"),
+                ("HOME", "/root"),
+            ]),
+            ..Default::default()
+        });
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.node_id, 2);
+        assert_eq!(cfg.listeners.len(), 3);
+        assert_eq!(cfg.listeners[0].host, "");
+        let adv: Vec<&str> = cfg.advertised_listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(adv, ["PLAINTEXT", "PLAINTEXT_HOST"]);
+        assert!(cfg.is_controller_listener("controller"));
+        assert_eq!(
+            cfg.controller_quorum_voters,
+            vec![QuorumVoter {
+                node_id: 2,
+                host: "kafka".into(),
+                port: 9093
+            }]
+        );
+        assert_eq!(cfg.log_dirs, vec![PathBuf::from("/var/lib/kafka/data")]);
+        assert_eq!(cfg.cluster_id.as_deref(), Some("MkU3OEVBNTcwNTJENDM2Qk"));
+        assert_eq!(cfg.effective("heap.opts"), None);
+    }
+
+    #[test]
+    fn advertised_listeners_default_drops_controllers_and_wildcards() {
+        let (cfg, _) = load(LoadOptions {
+            overrides: vec![
+                (
+                    "listeners".into(),
+                    "PLAINTEXT://0.0.0.0:9092,CONTROLLER://:9093,SSL://[::1]:9094".into(),
+                ),
+                ("controller.listener.names".into(), "CONTROLLER".into()),
+            ],
+            default_advertised_host: Some("broker-0.example".into()),
+            ..Default::default()
+        });
+        let adv: Vec<(String, String)> = cfg
+            .advertised_listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.host.clone()))
+            .collect();
+        assert_eq!(
+            adv,
+            [
+                ("PLAINTEXT".into(), "broker-0.example".into()),
+                ("SSL".into(), "::1".into())
+            ]
+        );
+        // CONTROLLER is absent from the default map but is PLAINTEXT implicitly.
+        assert_eq!(cfg.listeners[1].security_protocol, SecurityProtocol::Plaintext);
+        assert_eq!(cfg.listeners[2].security_protocol, SecurityProtocol::Ssl);
+        assert_eq!(cfg.listeners[0].bind_address(), "0.0.0.0:9092");
+        assert_eq!(cfg.listeners[1].bind_address(), "0.0.0.0:9093");
+        assert_eq!(cfg.listeners[2].bind_address(), "[::1]:9094");
+    }
+
+    #[test]
+    fn listener_mistakes_are_clear_errors() {
+        let cases: [&[(&str, &str)]; 6] = [
+            &[("listeners", "INTERNAL://:9092")],
+            &[("listeners", "PLAINTEXT://:9092,SSL://:9092")],
+            &[("process.roles", "broker")],
+            &[("advertised.listeners", "OTHER://h:1")],
+            &[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")],
+            &[("inter.broker.listener.name", "NOPE")],
+        ];
+        for overrides in cases {
+            let opts = LoadOptions {
+                overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..Default::default()
+            };
+            let err = BrokerConfig::load(opts).expect_err("should fail");
+            assert!(matches!(err, ConfigError::Inconsistent(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn blank_advertised_listeners_and_security_lists() {
+        let (cfg, _) = load(LoadOptions {
+            env: env(&[
+                ("KAFKA_ADVERTISED_LISTENERS", ""),
+                ("KAFKA_SUPER_USERS", "User:admin; User:ANONYMOUS;"),
+                ("KAFKA_SASL_ENABLED_MECHANISMS", "plain,SCRAM-SHA-512"),
+                ("KAFKA_PROCESS_ROLES", "broker"),
+                ("KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS", "ctl-0:9093,[::1]:9093"),
+            ]),
+            ..Default::default()
+        });
+        assert_eq!(cfg.advertised_listeners.len(), 1);
+        assert_eq!(cfg.super_users, ["User:admin", "User:ANONYMOUS"]);
+        assert_eq!(cfg.sasl_enabled_mechanisms, ["PLAIN", "SCRAM-SHA-512"]);
+        assert_eq!(
+            cfg.controller_quorum_bootstrap_servers,
+            [("ctl-0".into(), 9093), ("::1".into(), 9093)]
+        );
+        assert!(cfg.entry("sasl.jaas.config").is_some_and(ConfigEntry::is_sensitive));
+        assert!(!cfg.entry("num.partitions").is_some_and(ConfigEntry::is_sensitive));
+    }
+
+    #[test]
+    fn unknown_keys_warn_once_each_and_never_fail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(
+            dir.path(),
+            "zookeeper.connect=zk:2181\nconfluent.support.metrics.enable=false\n",
+        );
+        let (cfg, warnings) = load(LoadOptions {
+            file: Some(file),
+            env: env(&[
+                ("KAFKA_ZOOKEEPER_CONNECT", "zk:2181"),
+                ("KAFKA_CLIENT_PASSWORDS", "s3cret"),
+            ]),
+            ..Default::default()
+        });
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(warnings.iter().filter(|w| w.contains("zookeeper.connect")).count(), 1);
+        assert!(warnings.iter().all(|w| !w.contains("s3cret")), "{warnings:?}");
+        assert_eq!(cfg.effective("zookeeper.connect"), Some("zk:2181"));
+    }
+
+    #[test]
+    fn invalid_values_fail_naming_key_and_value() {
+        let opts = LoadOptions {
+            env: env(&[("KAFKA_LOG_SEGMENT_BYTES", "1000")]),
+            ..Default::default()
+        };
+        let err = BrokerConfig::load(opts).expect_err("segment too small");
+        let text = err.to_string();
+        assert!(text.contains("log.segment.bytes") && text.contains("1000"), "{text}");
+        assert!(text.contains("KAFKA_LOG_SEGMENT_BYTES"), "{text}");
+        match err {
+            ConfigError::InvalidValue { key, .. } => assert_eq!(key, "log.segment.bytes"),
+            other => panic!("wrong error {other}"),
+        }
+        let opts = LoadOptions {
+            overrides: vec![
+                ("listener.name.internal.ssl.keystore.password".into(), "x".into()),
+                ("node.id".into(), "one".into()),
+            ],
+            ..Default::default()
+        };
+        let text = BrokerConfig::load(opts).expect_err("bad node id").to_string();
+        assert!(text.contains("node.id") && text.contains("one"), "{text}");
+    }
+
+    #[test]
+    fn log_dirs_wins_over_log_dir_and_ids_must_agree() {
+        let (cfg, _) = load(LoadOptions {
+            overrides: vec![
+                ("log.dir".into(), "/a".into()),
+                ("log.dirs".into(), "/b, /c".into()),
+                ("metadata.log.dir".into(), "/m".into()),
+                ("broker.id".into(), "7".into()),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(cfg.log_dirs, vec![PathBuf::from("/b"), PathBuf::from("/c")]);
+        assert_eq!(cfg.metadata_log_dir, PathBuf::from("/m"));
+        assert_eq!(cfg.node_id, 7, "legacy broker.id alone sets the node id");
+        let opts = LoadOptions {
+            overrides: vec![("node.id".into(), "1".into()), ("broker.id".into(), "2".into())],
+            ..Default::default()
+        };
+        assert!(BrokerConfig::load(opts).is_err());
+        let opts = LoadOptions {
+            overrides: vec![("controller.quorum.voters".into(), "5@h:9093".into())],
+            ..Default::default()
+        };
+        assert!(
+            BrokerConfig::load(opts).is_err(),
+            "node 1 is a controller but not a voter"
+        );
+    }
+
+    #[test]
+    fn retention_minutes_beats_hours_and_ms_beats_both() {
+        let (cfg, _) = load(LoadOptions {
+            overrides: vec![("log.retention.minutes".into(), "10".into())],
+            ..Default::default()
+        });
+        assert_eq!(cfg.log.retention_ms, 600_000);
+        let (cfg, _) = load(LoadOptions {
+            overrides: vec![
+                ("log.retention.minutes".into(), "10".into()),
+                ("log.retention.ms".into(), "-1".into()),
+                ("log.flush.policy".into(), "fsync".into()),
+                ("log.roll.ms".into(), "1000".into()),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(cfg.log.retention_ms, -1);
+        assert_eq!(cfg.log.segment_ms, 1000);
+        assert_eq!(cfg.log.flush_policy, FlushPolicy::Fsync);
+    }
+
+    #[test]
+    fn properties_syntax_edge_cases() {
+        let text = "# comment\n  ! another\n\nplain=1\ncolon: 2\nspace   3\n  indented = 4 \n\
+                    continued = a,\\\n    b,\\\n    c\nesc\\=key = x\\ty\\u0041\\\\\nempty=\n\
+                    bare\nwin=crlf\r\n# trailing comment \\\nnot.continued=5\ndup=1\ndup=2\n\
+                    last = end\\";
+        let got = parse_properties(text).expect("parse");
+        let want: Vec<(String, String)> = [
+            ("plain", "1"),
+            ("colon", "2"),
+            ("space", "3"),
+            ("indented", "4 "),
+            ("continued", "a,b,c"),
+            ("esc=key", "x\tyA\\"),
+            ("empty", ""),
+            ("bare", ""),
+            ("win", "crlf"),
+            ("not.continued", "5"),
+            ("dup", "1"),
+            ("dup", "2"),
+            ("last", "end"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let err = parse_properties("a=\\u12\n").expect_err("bad escape");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn file_values_are_trimmed_and_later_duplicates_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(dir.path(), "num.partitions = 3 \nnum.partitions=5\n");
+        let (cfg, _) = load(LoadOptions {
+            file: Some(file),
+            ..Default::default()
+        });
+        assert_eq!(cfg.num_partitions, 5);
+        let missing = LoadOptions {
+            file: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        assert!(matches!(BrokerConfig::load(missing), Err(ConfigError::Io { .. })));
+    }
+
+    #[test]
+    fn meta_properties_round_trip_and_mismatches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let id = ensure_formatted(&data, 1, None).expect("format");
+        validate_cluster_id(&id).expect("generated id is a Kafka uuid");
+        let meta = read_meta_properties(&data).expect("read").expect("present");
+        assert_eq!((meta.cluster_id.as_str(), meta.node_id), (id.as_str(), 1));
+        assert_eq!(meta.directory_id.as_deref().map(str::len), Some(22));
+        let text = fs::read_to_string(data.join("meta.properties")).expect("text");
+        assert!(text.contains("version=1\n") && text.contains(&format!("cluster.id={id}\n")));
+        // A second start reads the same id, with or without it configured.
+        assert_eq!(ensure_formatted(&data, 1, None).expect("again"), id);
+        assert_eq!(ensure_formatted(&data, 1, Some(&id)).expect("same id"), id);
+        let other = "MkU3OEVBNTcwNTJENDM2Qk";
+        assert!(matches!(
+            ensure_formatted(&data, 1, Some(other)),
+            Err(ConfigError::ClusterIdMismatch { .. })
+        ));
+        assert!(matches!(
+            ensure_formatted(&data, 2, None),
+            Err(ConfigError::NodeIdMismatch { .. })
+        ));
+        assert!(matches!(
+            ensure_formatted(&dir.path().join("x"), 1, Some("not-a-uuid")),
+            Err(ConfigError::InvalidClusterId(_))
+        ));
+    }
+
+    #[test]
+    fn configured_cluster_id_is_written_and_shared_by_all_dirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let (cfg, _) = load(LoadOptions {
+            env: env(&[("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw")]),
+            overrides: vec![("log.dirs".into(), format!("{},{}", a.display(), b.display()))],
+            ..Default::default()
+        });
+        assert_eq!(
+            cfg.ensure_storage_formatted().expect("format"),
+            "4L6g3nShT-eMCtK--X86sw"
+        );
+        let ids: Vec<String> = [a, b]
+            .iter()
+            .map(|d| read_meta_properties(d).expect("read").expect("present").cluster_id)
+            .collect();
+        assert_eq!(ids, ["4L6g3nShT-eMCtK--X86sw", "4L6g3nShT-eMCtK--X86sw"]);
+    }
+
+    #[test]
+    fn a_new_disk_joins_the_cluster_of_the_formatted_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let existing = ensure_formatted(&b, 1, None).expect("format b");
+        let (cfg, _) = load(LoadOptions {
+            overrides: vec![("log.dirs".into(), format!("{},{}", a.display(), b.display()))],
+            ..Default::default()
+        });
+        assert_eq!(cfg.ensure_storage_formatted().expect("format"), existing);
+        let meta_a = read_meta_properties(&a).expect("read").expect("present");
+        assert_eq!(meta_a.cluster_id, existing);
+    }
+
+    #[test]
+    fn zookeeper_era_meta_properties_are_read_and_bad_ones_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(
+            dir.path().join("meta.properties"),
+            "version=0\nbroker.id=3\ncluster.id=abc\n",
+        )
+        .expect("write");
+        let meta = read_meta_properties(dir.path()).expect("read").expect("present");
+        assert_eq!((meta.node_id, meta.cluster_id.as_str()), (3, "abc"));
+        fs::write(dir.path().join("meta.properties"), "version=1\ncluster.id=abc\n").expect("write");
+        assert!(matches!(
+            read_meta_properties(dir.path()),
+            Err(ConfigError::MetaProperties { .. })
+        ));
+    }
+
+    #[test]
+    fn example_server_properties_loads_cleanly_and_matches_the_defaults() {
+        let text = include_str!("../../../config/server.properties");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(dir.path(), text);
+        let (cfg, warnings) = load(LoadOptions {
+            file: Some(file),
+            ..Default::default()
+        });
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (defaults, _) = load(LoadOptions::default());
+        let mut set = 0;
+        for (key, value) in parse_properties(text).expect("parse") {
+            set += 1;
+            assert_eq!(cfg.effective(&key), Some(value.as_str()), "{key}");
+            assert_eq!(
+                defaults.effective(&key),
+                Some(value.as_str()),
+                "{key} differs from the default"
+            );
+        }
+        assert!(set > 20, "only {set} keys set");
+        assert_eq!(cfg.listeners, defaults.listeners);
+    }
+
+    #[test]
+    fn base64url_matches_known_vectors() {
+        assert_eq!(base64url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(base64url(b"\xfb\xff"), "-_8");
+        assert_eq!(new_uuid_string().len(), 22);
+    }
 }

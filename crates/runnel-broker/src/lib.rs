@@ -1,3 +1,16 @@
-//! runnel-broker
+//! The Runnel broker: listeners, the connection loop, request dispatch with one handler per
+//! API, the replica manager, and configuration loading.
+//!
+//! Must never: encode protocol bytes by hand (that is `runnel-protocol`) or reach into storage
+//! internals (that is `runnel-storage`). Handlers decide per-partition outcomes as values in the
+//! response; one bad partition never fails a whole request.
 
+pub mod apis;
+pub mod broker;
 pub mod config;
+pub mod handlers;
+pub mod replica;
+pub mod server;
+pub mod topic_config;
+
+pub use broker::{start, Broker, BrokerHandle, StartError};

@@ -98,12 +98,7 @@ pub struct ConfigDef {
 }
 
 impl ConfigDef {
-    const fn new(
-        name: &'static str,
-        kind: ConfigType,
-        default: Option<&'static str>,
-        doc: &'static str,
-    ) -> Self {
+    const fn new(name: &'static str, kind: ConfigType, default: Option<&'static str>, doc: &'static str) -> Self {
         let sensitive = matches!(kind, ConfigType::Password);
         ConfigDef {
             name,
@@ -128,8 +123,12 @@ impl ConfigDef {
 
     /// Checks `value` against this key's type and validator. The error names key and value.
     pub fn validate(&self, value: &str) -> Result<(), String> {
-        check_value(self.kind, self.validator, value)
-            .map_err(|why| invalid(self.name, value, self.sensitive, &why))
+        self.validate_as(self.name, value)
+    }
+
+    /// Same as `validate`, naming `key` in the error (for `listener.name.<l>.<key>` overrides).
+    pub fn validate_as(&self, key: &str, value: &str) -> Result<(), String> {
+        check_value(self.kind, self.validator, value).map_err(|why| invalid(key, value, self.sensitive, &why))
     }
 }
 
@@ -171,25 +170,11 @@ fn check_value(kind: ConfigType, validator: Validator, value: &str) -> Result<()
             parse_bool(value).ok_or("Expected value to be either true or false")?;
             None
         }
-        ConfigType::Int => Some(
-            trimmed
-                .parse::<i32>()
-                .map_err(|_| "Not a number of type INT")? as i64,
-        ),
-        ConfigType::Short => Some(
-            trimmed
-                .parse::<i16>()
-                .map_err(|_| "Not a number of type SHORT")? as i64,
-        ),
-        ConfigType::Long => Some(
-            trimmed
-                .parse::<i64>()
-                .map_err(|_| "Not a number of type LONG")?,
-        ),
+        ConfigType::Int => Some(trimmed.parse::<i32>().map_err(|_| "Not a number of type INT")? as i64),
+        ConfigType::Short => Some(trimmed.parse::<i16>().map_err(|_| "Not a number of type SHORT")? as i64),
+        ConfigType::Long => Some(trimmed.parse::<i64>().map_err(|_| "Not a number of type LONG")?),
         ConfigType::Double => {
-            let d = trimmed
-                .parse::<f64>()
-                .map_err(|_| "Not a number of type DOUBLE")?;
+            let d = trimmed.parse::<f64>().map_err(|_| "Not a number of type DOUBLE")?;
             if !d.is_finite() {
                 return Err("Not a finite number of type DOUBLE".into());
             }
@@ -215,9 +200,7 @@ fn check_int(validator: Validator, n: i64) -> Result<(), String> {
         Validator::Between(min, max) if n < min || n > max => {
             Err(format!("Value must be no less than {min} and no more than {max}"))
         }
-        Validator::GzipLevel if n != -1 && !(1..=9).contains(&n) => {
-            Err("Value must be -1 or between 1 and 9".into())
-        }
+        Validator::GzipLevel if n != -1 && !(1..=9).contains(&n) => Err("Value must be -1 or between 1 and 9".into()),
         _ => Ok(()),
     }
 }
@@ -285,9 +268,9 @@ fn check_throttled_replicas(value: &str) -> Result<(), String> {
         return Ok(());
     }
     for item in items {
-        let ok = item.split_once(':').is_some_and(|(p, b)| {
-            p.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok()
-        });
+        let ok = item
+            .split_once(':')
+            .is_some_and(|(p, b)| p.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok());
         if !ok {
             return Err("Must be the literal '*' or a list of replicas in the form [PartitionId]:[BrokerId],[PartitionId]:[BrokerId],...".into());
         }
@@ -409,11 +392,7 @@ pub fn parse_quorum_voters(value: &str) -> Result<Vec<QuorumVoter>, String> {
         if out.iter().any(|v| v.node_id == node_id) {
             return Err(format!("Voter id {node_id} appears more than once"));
         }
-        out.push(QuorumVoter {
-            node_id,
-            host,
-            port,
-        });
+        out.push(QuorumVoter { node_id, host, port });
     }
     Ok(out)
 }
@@ -423,8 +402,7 @@ pub fn parse_quorum_voters(value: &str) -> Result<Vec<QuorumVoter>, String> {
 // ---------------------------------------------------------------------------------------------
 
 use ConfigType::{
-    Boolean as B, Class as C, Double as D, Int as I, List as L, Long as G, Password as P,
-    Short as S, String as T,
+    Boolean as B, Class as C, Double as D, Int as I, List as L, Long as G, Password as P, Short as S, String as T,
 };
 
 const LONG_MAX: &str = "9223372036854775807";
@@ -433,12 +411,7 @@ const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
-const fn d(
-    name: &'static str,
-    kind: ConfigType,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> ConfigDef {
+const fn d(name: &'static str, kind: ConfigType, default: Option<&'static str>, doc: &'static str) -> ConfigDef {
     ConfigDef::new(name, kind, default, doc)
 }
 
@@ -652,8 +625,7 @@ const SSL_CLIENT_AUTH: &[&str] = &["required", "requested", "none"];
 const RECORDING_LEVELS: &[&str] = &["INFO", "DEBUG", "TRACE"];
 const REBALANCE_PROTOCOLS: &[&str] = &["classic", "consumer", "share", "streams"];
 const MIGRATION_POLICIES: &[&str] = &["enabled", "disabled", "upgrade", "downgrade", "bidirectional"];
-const DEFAULT_PROTOCOL_MAP: &str =
-    "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT";
+const DEFAULT_PROTOCOL_MAP: &str = "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT";
 
 /// The broker configs Runnel knows: Kafka 4.x `KafkaConfig` keys that people put in
 /// `server.properties` and compose files, plus Runnel's own (`log.flush.policy`, `runnel.*`).
@@ -934,11 +906,27 @@ pub fn broker_config(name: &str) -> Option<&'static ConfigDef> {
 /// warnings instead.
 pub fn validate_broker_config(name: &str, value: &str) -> Result<(), String> {
     match broker_config(name) {
-        Some(def) => def.validate(value).map_err(|e| {
-            // Per-listener keys report the key the user wrote, not the base key.
-            e.replacen(def.name, name, 1)
-        }),
+        // Per-listener keys report the key the user wrote, not the base key.
+        Some(def) => def.validate_as(name, value),
         None => Err(format!("Unknown broker config name: {name}")),
+    }
+}
+
+/// Synonyms of a broker config for DescribeConfigs (`include_synonyms`), strongest first, the
+/// key itself included: `listener.name.<l>.<key>` → itself then `<key>`; a key of a unit family
+/// (`log.retention.{ms,minutes,hours}`, `log.roll.*`, `log.roll.jitter.*`, `log.flush.interval.ms`
+/// with `log.flush.scheduler.interval.ms`) → the whole family; anything else → itself.
+pub fn broker_config_synonyms(name: &str) -> Vec<&str> {
+    if let Some(def) = broker_config(name).filter(|d| d.name != name) {
+        return vec![name, def.name];
+    }
+    let family = TOPIC_SYNONYM_NAMES
+        .iter()
+        .map(|(_, names)| *names)
+        .find(|names| names.len() > 1 && names.contains(&name));
+    match family {
+        Some(names) => names.to_vec(),
+        None => vec![name],
     }
 }
 
@@ -959,11 +947,7 @@ mod tests {
     fn names_are_unique() {
         for table in [TOPIC_CONFIGS, BROKER_CONFIGS] {
             for (i, a) in table.iter().enumerate() {
-                assert!(
-                    table[i + 1..].iter().all(|b| b.name != a.name),
-                    "duplicate {}",
-                    a.name
-                );
+                assert!(table[i + 1..].iter().all(|b| b.name != a.name), "duplicate {}", a.name);
             }
         }
     }
@@ -1084,22 +1068,47 @@ mod tests {
         assert!(def.sensitive);
         let def = broker_config("listener.name.internal.ssl.keystore.location").expect("ssl");
         assert_eq!(def.name, "ssl.keystore.location");
-        let err =
-            validate_broker_config("listener.name.external.ssl.client.auth", "maybe").unwrap_err();
+        let err = validate_broker_config("listener.name.external.ssl.client.auth", "maybe").unwrap_err();
         assert!(err.contains("listener.name.external.ssl.client.auth"), "{err}");
         assert!(broker_config("listener.name.x.no.such").is_none());
     }
 
     #[test]
+    fn broker_synonyms_for_describe_configs() {
+        assert_eq!(
+            broker_config_synonyms("log.retention.hours"),
+            ["log.retention.ms", "log.retention.minutes", "log.retention.hours"]
+        );
+        assert_eq!(broker_config_synonyms("log.roll.ms"), ["log.roll.ms", "log.roll.hours"]);
+        assert_eq!(
+            broker_config_synonyms("listener.name.internal.ssl.keystore.location"),
+            ["listener.name.internal.ssl.keystore.location", "ssl.keystore.location"]
+        );
+        assert_eq!(broker_config_synonyms("num.partitions"), ["num.partitions"]);
+        assert_eq!(broker_config_synonyms("log.segment.bytes"), ["log.segment.bytes"]);
+    }
+
+    #[test]
     fn listeners_parse_names_hosts_and_ipv6() {
-        let got = parse_listeners("PLAINTEXT://:9092,ssl://[::1]:9093, INTERNAL://kafka-0:29092")
-            .expect("parse");
+        let got = parse_listeners("PLAINTEXT://:9092,ssl://[::1]:9093, INTERNAL://kafka-0:29092").expect("parse");
         assert_eq!(
             got,
             vec![
-                ListenerSpec { name: "PLAINTEXT".into(), host: "".into(), port: 9092 },
-                ListenerSpec { name: "SSL".into(), host: "::1".into(), port: 9093 },
-                ListenerSpec { name: "INTERNAL".into(), host: "kafka-0".into(), port: 29092 },
+                ListenerSpec {
+                    name: "PLAINTEXT".into(),
+                    host: "".into(),
+                    port: 9092
+                },
+                ListenerSpec {
+                    name: "SSL".into(),
+                    host: "::1".into(),
+                    port: 9093
+                },
+                ListenerSpec {
+                    name: "INTERNAL".into(),
+                    host: "kafka-0".into(),
+                    port: 29092
+                },
             ]
         );
         for bad in [
@@ -1117,15 +1126,18 @@ mod tests {
 
     #[test]
     fn protocol_map_and_voters_parse() {
-        let map = parse_security_protocol_map("CONTROLLER:PLAINTEXT,PLAINTEXT_HOST:plaintext")
-            .expect("map");
+        let map = parse_security_protocol_map("CONTROLLER:PLAINTEXT,PLAINTEXT_HOST:plaintext").expect("map");
         assert_eq!(map[1], ("PLAINTEXT_HOST".into(), "PLAINTEXT".into()));
         assert!(parse_security_protocol_map("X:TLS").is_err());
         assert!(parse_security_protocol_map("X").is_err());
         let voters = parse_quorum_voters("1@kafka-1:9093,2@[::1]:9093").expect("voters");
         assert_eq!(
             voters[1],
-            QuorumVoter { node_id: 2, host: "::1".into(), port: 9093 }
+            QuorumVoter {
+                node_id: 2,
+                host: "::1".into(),
+                port: 9093
+            }
         );
         for bad in ["1@:9093", "x@h:1", "1@h", "1@h:1,1@g:2", "-1@h:1"] {
             assert!(parse_quorum_voters(bad).is_err(), "{bad}");
@@ -1135,9 +1147,15 @@ mod tests {
     #[test]
     fn numeric_types_respect_their_width() {
         assert!(validate_broker_config("offsets.topic.replication.factor", "32768").is_err());
-        assert_eq!(validate_broker_config("offsets.topic.replication.factor", " 3 "), Ok(()));
+        assert_eq!(
+            validate_broker_config("offsets.topic.replication.factor", " 3 "),
+            Ok(())
+        );
         assert!(validate_broker_config("message.max.bytes", "2147483648").is_err());
-        assert_eq!(validate_broker_config("log.retention.ms", "9223372036854775807"), Ok(()));
+        assert_eq!(
+            validate_broker_config("log.retention.ms", "9223372036854775807"),
+            Ok(())
+        );
         assert!(validate_broker_config("log.retention.ms", "9223372036854775808").is_err());
     }
 

@@ -36,7 +36,6 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 /// Kafka's default producer-id block size.
 pub const PRODUCER_ID_BLOCK_SIZE_DEFAULT: i64 = 1000;
 
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerError {
     /// Kafka error code.
@@ -46,7 +45,10 @@ pub struct ControllerError {
 
 impl ControllerError {
     pub fn new(code: i16, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -151,7 +153,11 @@ impl<'a> NameIndex<'a> {
         for topic in image.topics() {
             normalized.insert(normalize_name(&topic.name), topic.name.clone());
         }
-        Self { image, added: BTreeSet::new(), normalized }
+        Self {
+            image,
+            added: BTreeSet::new(),
+            normalized,
+        }
     }
 
     fn exists(&self, name: &str) -> bool {
@@ -159,7 +165,10 @@ impl<'a> NameIndex<'a> {
     }
 
     fn collision(&self, name: &str) -> Option<&str> {
-        self.normalized.get(&normalize_name(name)).map(String::as_str).filter(|other| *other != name)
+        self.normalized
+            .get(&normalize_name(name))
+            .map(String::as_str)
+            .filter(|other| *other != name)
     }
 
     fn insert(&mut self, name: &str) {
@@ -181,7 +190,10 @@ fn create_one_topic(
 ) -> Outcome<(Vec<MetadataRecord>, CreatedTopic)> {
     validate_topic_name(&spec.name)?;
     if names.exists(&spec.name) {
-        return err(codes::TOPIC_ALREADY_EXISTS, format!("Topic '{}' already exists.", spec.name));
+        return err(
+            codes::TOPIC_ALREADY_EXISTS,
+            format!("Topic '{}' already exists.", spec.name),
+        );
     }
     if let Some(other) = names.collision(&spec.name) {
         let msg = format!("Topic '{}' collides with existing topic: {}", spec.name, other);
@@ -207,7 +219,10 @@ fn create_one_topic(
         num_partitions: assignment.len() as i32,
         replication_factor: assignment.first().map_or(0, |r| r.len() as i16),
     };
-    let mut records = vec![MetadataRecord::TopicRecord { name: spec.name.clone(), topic_id }];
+    let mut records = vec![MetadataRecord::TopicRecord {
+        name: spec.name.clone(),
+        topic_id,
+    }];
     records.extend(partition_records(topic_id, 0, &assignment));
     records.extend(config_records);
     Ok((records, created))
@@ -216,7 +231,10 @@ fn create_one_topic(
 /// Kafka's `Topic.validate`.
 pub fn validate_topic_name(name: &str) -> Outcome<()> {
     if name.is_empty() {
-        return err(codes::INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty");
+        return err(
+            codes::INVALID_TOPIC_EXCEPTION,
+            "Topic name is illegal, it can't be empty",
+        );
     }
     if name == "." || name == ".." {
         return err(codes::INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"");
@@ -240,7 +258,10 @@ pub fn validate_topic_name(name: &str) -> Outcome<()> {
 fn resolve_partition_count(requested: i32, default: i32) -> Outcome<i32> {
     let count = if requested == -1 { default } else { requested };
     if count <= 0 {
-        return err(codes::INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value.");
+        return err(
+            codes::INVALID_PARTITIONS,
+            "Number of partitions was set to an invalid non-positive value.",
+        );
     }
     if count > PARTITIONS_PER_TOPIC_MAX {
         let msg = format!("Number of partitions {count} exceeds the limit of {PARTITIONS_PER_TOPIC_MAX}.");
@@ -267,7 +288,12 @@ fn place_replicas(
     seed: usize,
     first_partition: i32,
 ) -> Outcome<Vec<Vec<i32>>> {
-    let brokers: Vec<i32> = live_broker_ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let brokers: Vec<i32> = live_broker_ids
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let rf_usize = rf as usize;
     if rf_usize > brokers.len() {
         let msg = format!(
@@ -289,14 +315,17 @@ fn place_replicas(
 /// Checks a manual assignment as Kafka's controller does and returns replicas by partition.
 fn validate_manual_assignment(assignments: &[(i32, Vec<i32>)], live_broker_ids: &[i32]) -> Outcome<Vec<Vec<i32>>> {
     if assignments.len() > PARTITIONS_PER_TOPIC_MAX as usize {
-        return err(codes::INVALID_PARTITIONS, "Too many partitions in the manual assignment.");
+        return err(
+            codes::INVALID_PARTITIONS,
+            "Too many partitions in the manual assignment.",
+        );
     }
     let mut by_partition: BTreeMap<i32, &Vec<i32>> = BTreeMap::new();
     for (partition, replicas) in assignments {
         by_partition.insert(*partition, replicas);
     }
-    let contiguous = by_partition.len() == assignments.len()
-        && by_partition.keys().enumerate().all(|(i, p)| i as i32 == *p);
+    let contiguous =
+        by_partition.len() == assignments.len() && by_partition.keys().enumerate().all(|(i, p)| i as i32 == *p);
     if !contiguous {
         let msg = "Partitions must be numbered starting at 0 and continuing without gaps.";
         return err(codes::INVALID_REPLICA_ASSIGNMENT, msg);
@@ -321,9 +350,8 @@ fn validate_replica_list(replicas: &[i32], live_broker_ids: &[i32], expected_rf:
             return err(codes::INVALID_REPLICA_ASSIGNMENT, msg);
         }
         if !live_broker_ids.contains(broker) {
-            let msg = format!(
-                "The manual partition assignment includes broker {broker}, but no such broker is registered."
-            );
+            let msg =
+                format!("The manual partition assignment includes broker {broker}, but no such broker is registered.");
             return err(codes::INVALID_REPLICA_ASSIGNMENT, msg);
         }
     }
@@ -357,7 +385,10 @@ fn topic_config_records(topic: &str, configs: &[(String, Option<String>)]) -> Ou
     let mut records = Vec::with_capacity(configs.len());
     for (name, value) in configs {
         let Some(value) = value else {
-            return err(codes::INVALID_REQUEST, format!("Null value not supported for topic configs: {name}"));
+            return err(
+                codes::INVALID_REQUEST,
+                format!("Null value not supported for topic configs: {name}"),
+            );
         };
         validate_topic_config(name, value).map_err(|m| ControllerError::new(codes::INVALID_CONFIG, m))?;
         records.push(MetadataRecord::ConfigRecord {
@@ -403,17 +434,23 @@ pub fn delete_topics(image: &MetadataImage, refs: &[TopicRef]) -> (Vec<MetadataR
         }
         let found = match r {
             TopicRef::Name(name) => image.topic(name).ok_or_else(|| {
-                ControllerError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+                ControllerError::new(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.",
+                )
             }),
-            TopicRef::Id(id) => image
-                .topic_by_id(id)
-                .ok_or_else(|| ControllerError::new(codes::UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")),
+            TopicRef::Id(id) => image.topic_by_id(id).ok_or_else(|| {
+                ControllerError::new(codes::UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
+            }),
         };
         outcomes.push(found.map(|topic| {
             if removed.insert(topic.id) {
                 records.push(MetadataRecord::RemoveTopicRecord { topic_id: topic.id });
             }
-            DeletedTopic { name: topic.name.clone(), topic_id: topic.id }
+            DeletedTopic {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            }
         }));
     }
     (records, outcomes)
@@ -473,7 +510,10 @@ fn decide_create_partitions(
     opts: &CreatePartitionsOptions,
 ) -> Outcome<Vec<MetadataRecord>> {
     let Some(topic) = image.topic(topic_name) else {
-        return err(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("The topic '{topic_name}' does not exist."));
+        return err(
+            codes::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("The topic '{topic_name}' does not exist."),
+        );
     };
     let current = topic.partitions.len() as i32;
     if new_count < current {
@@ -481,7 +521,10 @@ fn decide_create_partitions(
         return err(codes::INVALID_PARTITIONS, msg);
     }
     if new_count == current {
-        return err(codes::INVALID_PARTITIONS, format!("Topic already has {current} partition(s)."));
+        return err(
+            codes::INVALID_PARTITIONS,
+            format!("Topic already has {current} partition(s)."),
+        );
     }
     if new_count > PARTITIONS_PER_TOPIC_MAX {
         let msg = format!("Number of partitions {new_count} exceeds the limit of {PARTITIONS_PER_TOPIC_MAX}.");
@@ -581,14 +624,26 @@ fn decide_alter_configs(
             .filter_map(|op| op.value.clone().map(|v| (op.name.clone(), v)))
             .collect::<BTreeMap<_, _>>()
     };
-    if resource_type == RESOURCE_TYPE_TOPIC {
-        for (name, value) in &desired {
-            if current.get(name) != Some(value) {
-                validate_topic_config(name, value).map_err(|m| ControllerError::new(codes::INVALID_CONFIG, m))?;
-            }
+    for (name, value) in &desired {
+        if current.get(name) != Some(value) {
+            validate_config_value(resource_type, name, value)?;
         }
     }
     Ok(config_diff_records(resource_type, resource_name, current, &desired))
+}
+
+/// Topic configs must be known and valid. Broker configs: known keys must be dynamic and valid;
+/// unknown keys pass, as Kafka keeps custom (plugin) broker configs.
+fn validate_config_value(resource_type: i8, name: &str, value: &str) -> Outcome<()> {
+    let invalid = |m: String| ControllerError::new(codes::INVALID_CONFIG, m);
+    if resource_type == RESOURCE_TYPE_TOPIC {
+        return validate_topic_config(name, value).map_err(invalid);
+    }
+    let Some(def) = broker_config(name) else { return Ok(()) };
+    if def.read_only {
+        return Err(invalid(format!("Cannot update these configs dynamically: Set({name})")));
+    }
+    def.validate(value).map_err(invalid)
 }
 
 fn current_overrides<'a>(
@@ -599,13 +654,19 @@ fn current_overrides<'a>(
     match resource_type {
         RESOURCE_TYPE_TOPIC => {
             if image.topic(resource_name).is_none() {
-                return err(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("The topic '{resource_name}' does not exist."));
+                return err(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("The topic '{resource_name}' does not exist."),
+                );
             }
             Ok(image.topic_configs(resource_name))
         }
         RESOURCE_TYPE_BROKER => {
             if !resource_name.is_empty() && resource_name.parse::<i32>().is_err() {
-                return err(codes::INVALID_REQUEST, format!("Node id must be an integer, but it is: {resource_name}"));
+                return err(
+                    codes::INVALID_REQUEST,
+                    format!("Node id must be an integer, but it is: {resource_name}"),
+                );
             }
             Ok(image.broker_configs(resource_name))
         }
@@ -623,7 +684,10 @@ fn apply_incremental_ops(
         match op.op {
             ConfigOpKind::Set => {
                 let Some(value) = &op.value else {
-                    return err(codes::INVALID_REQUEST, format!("Null value not supported for : {}", op.name));
+                    return err(
+                        codes::INVALID_REQUEST,
+                        format!("Null value not supported for : {}", op.name),
+                    );
                 };
                 desired.insert(op.name.clone(), value.clone());
             }
@@ -642,11 +706,24 @@ fn apply_incremental_ops(
 /// APPEND/SUBTRACT on a list-typed config, starting from the override or else the default
 /// (as Kafka's `ConfigAdminManager` does).
 fn edit_list_config(resource_type: i8, current: &BTreeMap<String, String>, op: &AlterConfigOp) -> Outcome<String> {
-    let def: Option<&ConfigDef> =
-        if resource_type == RESOURCE_TYPE_TOPIC { topic_config(&op.name) } else { broker_config(&op.name) };
-    let Some(default) = def.filter(|d| d.kind == ConfigType::List).map(|d| d.default.unwrap_or("")) else {
-        let verb = if op.op == ConfigOpKind::Append { "append" } else { "subtract" };
-        return err(codes::INVALID_CONFIG, format!("Config value {verb} is not allowed for config key: {}", op.name));
+    let def: Option<&ConfigDef> = if resource_type == RESOURCE_TYPE_TOPIC {
+        topic_config(&op.name)
+    } else {
+        broker_config(&op.name)
+    };
+    let Some(default) = def
+        .filter(|d| d.kind == ConfigType::List)
+        .map(|d| d.default.unwrap_or(""))
+    else {
+        let verb = if op.op == ConfigOpKind::Append {
+            "append"
+        } else {
+            "subtract"
+        };
+        return err(
+            codes::INVALID_CONFIG,
+            format!("Config value {verb} is not allowed for config key: {}", op.name),
+        );
     };
     let base = current.get(&op.name).map(String::as_str).unwrap_or(default);
     let mut items: Vec<String> = split_list(base);
@@ -664,7 +741,12 @@ fn edit_list_config(resource_type: i8, current: &BTreeMap<String, String>, op: &
 }
 
 fn split_list(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn config_diff_records(
@@ -679,8 +761,14 @@ fn config_diff_records(
         name: name.to_string(),
         value: value.cloned(),
     };
-    let removed = current.keys().filter(|k| !desired.contains_key(*k)).map(|k| record(k, None));
-    let changed = desired.iter().filter(|(k, v)| current.get(*k) != Some(*v)).map(|(k, v)| record(k, Some(v)));
+    let removed = current
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .map(|k| record(k, None));
+    let changed = desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| record(k, Some(v)));
     removed.chain(changed).collect()
 }
 
@@ -699,7 +787,10 @@ pub struct RegisterBrokerSpec {
 /// Registers (or re-registers) a broker; returns its new broker epoch, which only grows.
 pub fn register_broker(image: &MetadataImage, spec: &RegisterBrokerSpec) -> (Vec<MetadataRecord>, Outcome<i64>) {
     if spec.broker_id < 0 {
-        return (Vec::new(), err(codes::INVALID_REQUEST, "Broker id must not be negative."));
+        return (
+            Vec::new(),
+            err(codes::INVALID_REQUEST, "Broker id must not be negative."),
+        );
     }
     let previous = image.brokers().get(&spec.broker_id).map_or(0, |b| b.epoch);
     let epoch = (image.offset as i64 + 1).max(previous + 1);
@@ -727,7 +818,10 @@ pub fn allocate_producer_ids(
     block_size: i64,
 ) -> (Vec<MetadataRecord>, Outcome<ProducerIdBlock>) {
     if block_size <= 0 {
-        return (Vec::new(), err(codes::INVALID_REQUEST, "Producer id block size must be positive."));
+        return (
+            Vec::new(),
+            err(codes::INVALID_REQUEST, "Producer id block size must be positive."),
+        );
     }
     if let Some(b) = image.brokers().get(&broker_id) {
         if broker_epoch != -1 && broker_epoch != b.epoch {
@@ -737,8 +831,21 @@ pub fn allocate_producer_ids(
     }
     let first = image.next_producer_id();
     let Some(next) = first.checked_add(block_size) else {
-        return (Vec::new(), err(codes::UNKNOWN_SERVER_ERROR, "Exhausted all producerIds"));
+        return (
+            Vec::new(),
+            err(codes::UNKNOWN_SERVER_ERROR, "Exhausted all producerIds"),
+        );
     };
-    let record = MetadataRecord::ProducerIdsRecord { broker_id, broker_epoch, next_producer_id: next };
-    (vec![record], Ok(ProducerIdBlock { first_producer_id: first, size: block_size }))
+    let record = MetadataRecord::ProducerIdsRecord {
+        broker_id,
+        broker_epoch,
+        next_producer_id: next,
+    };
+    (
+        vec![record],
+        Ok(ProducerIdBlock {
+            first_producer_id: first,
+            size: block_size,
+        }),
+    )
 }

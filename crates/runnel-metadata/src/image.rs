@@ -82,7 +82,9 @@ impl MetadataImage {
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
-        self.topic_ids_by_name.get(name).and_then(|id| self.topics_by_id.get(id))
+        self.topic_ids_by_name
+            .get(name)
+            .and_then(|id| self.topics_by_id.get(id))
     }
 
     pub fn topic_by_id(&self, id: &TopicId) -> Option<&Arc<TopicImage>> {
@@ -91,7 +93,9 @@ impl MetadataImage {
 
     /// Topics in name order.
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
-        self.topic_ids_by_name.values().filter_map(|id| self.topics_by_id.get(id))
+        self.topic_ids_by_name
+            .values()
+            .filter_map(|id| self.topics_by_id.get(id))
     }
 
     pub fn topic_count(&self) -> usize {
@@ -162,14 +166,27 @@ impl MetadataImage {
                 };
                 self.put_partition(topic_id, p);
             }
-            MetadataRecord::PartitionChangeRecord { topic_id, partition, leader, isr, replicas } => {
-                self.change_partition(topic_id, *partition, *leader, isr.as_ref(), replicas.as_ref())
-            }
+            MetadataRecord::PartitionChangeRecord {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => self.change_partition(topic_id, *partition, *leader, isr.as_ref(), replicas.as_ref()),
             MetadataRecord::RemoveTopicRecord { topic_id } => self.remove_topic(topic_id),
-            MetadataRecord::ConfigRecord { resource_type, resource_name, name, value } => {
-                self.set_config(*resource_type, resource_name, name, value.as_deref())
-            }
-            MetadataRecord::RegisterBrokerRecord { broker_id, incarnation_id, epoch, endpoints, rack } => {
+            MetadataRecord::ConfigRecord {
+                resource_type,
+                resource_name,
+                name,
+                value,
+            } => self.set_config(*resource_type, resource_name, name, value.as_deref()),
+            MetadataRecord::RegisterBrokerRecord {
+                broker_id,
+                incarnation_id,
+                epoch,
+                endpoints,
+                rack,
+            } => {
                 let registration = BrokerRegistration {
                     broker_id: *broker_id,
                     incarnation_id: *incarnation_id,
@@ -192,7 +209,11 @@ impl MetadataImage {
         if self.topics_by_id.contains_key(&topic_id) || self.topic_ids_by_name.contains_key(name) {
             return;
         }
-        let topic = TopicImage { name: name.to_string(), id: topic_id, partitions: Vec::new() };
+        let topic = TopicImage {
+            name: name.to_string(),
+            id: topic_id,
+            partitions: Vec::new(),
+        };
         Arc::make_mut(&mut self.topics_by_id).insert(topic_id, Arc::new(topic));
         Arc::make_mut(&mut self.topic_ids_by_name).insert(name.to_string(), topic_id);
     }
@@ -201,12 +222,16 @@ impl MetadataImage {
         if !self.topics_by_id.contains_key(topic_id) {
             return None;
         }
-        Arc::make_mut(&mut self.topics_by_id).get_mut(topic_id).map(Arc::make_mut)
+        Arc::make_mut(&mut self.topics_by_id)
+            .get_mut(topic_id)
+            .map(Arc::make_mut)
     }
 
     fn put_partition(&mut self, topic_id: &TopicId, p: PartitionImage) {
         let Some(topic) = self.topic_mut(topic_id) else { return };
-        let Ok(index) = usize::try_from(p.partition) else { return };
+        let Ok(index) = usize::try_from(p.partition) else {
+            return;
+        };
         // Partitions are created in order; a record for partition i replaces it or appends it.
         match index.cmp(&topic.partitions.len()) {
             std::cmp::Ordering::Less => topic.partitions[index] = p,
@@ -224,7 +249,10 @@ impl MetadataImage {
         replicas: Option<&Vec<i32>>,
     ) {
         let Some(topic) = self.topic_mut(topic_id) else { return };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+        let Some(p) = usize::try_from(partition)
+            .ok()
+            .and_then(|i| topic.partitions.get_mut(i))
+        else {
             return;
         };
         if let Some(leader) = leader {
@@ -243,7 +271,9 @@ impl MetadataImage {
     }
 
     fn remove_topic(&mut self, topic_id: &TopicId) {
-        let Some(topic) = Arc::make_mut(&mut self.topics_by_id).remove(topic_id) else { return };
+        let Some(topic) = Arc::make_mut(&mut self.topics_by_id).remove(topic_id) else {
+            return;
+        };
         Arc::make_mut(&mut self.topic_ids_by_name).remove(&topic.name);
         // Kafka drops a deleted topic's config overrides with it.
         if self.topic_configs.contains_key(&topic.name) {
@@ -264,7 +294,9 @@ impl MetadataImage {
                 Arc::make_mut(entry).insert(name.to_string(), value.to_string());
             }
             None => {
-                let Some(entry) = all.get_mut(resource_name) else { return };
+                let Some(entry) = all.get_mut(resource_name) else {
+                    return;
+                };
                 Arc::make_mut(entry).remove(name);
                 if entry.is_empty() {
                     all.remove(resource_name);
@@ -277,10 +309,15 @@ impl MetadataImage {
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         if let Some(cluster_id) = &self.cluster_id {
-            out.push(MetadataRecord::ClusterRecord { cluster_id: cluster_id.clone() });
+            out.push(MetadataRecord::ClusterRecord {
+                cluster_id: cluster_id.clone(),
+            });
         }
         for (name, level) in self.features.iter() {
-            out.push(MetadataRecord::FeatureLevelRecord { name: name.clone(), level: *level });
+            out.push(MetadataRecord::FeatureLevelRecord {
+                name: name.clone(),
+                level: *level,
+            });
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBrokerRecord {
@@ -308,7 +345,11 @@ impl MetadataImage {
 
     /// Serializes the whole image (Raft snapshot payload).
     pub fn to_snapshot_bytes(&self) -> Vec<u8> {
-        let body = SnapshotBody { offset: self.offset, epoch: self.epoch, records: self.to_records() };
+        let body = SnapshotBody {
+            offset: self.offset,
+            epoch: self.epoch,
+            records: self.to_records(),
+        };
         encode_versioned(&body)
     }
 
@@ -325,7 +366,10 @@ fn config_or_empty<'a>(map: &'a BTreeMap<String, ConfigMap>, key: &str) -> &'a B
 }
 
 fn push_topic_records(topic: &TopicImage, out: &mut Vec<MetadataRecord>) {
-    out.push(MetadataRecord::TopicRecord { name: topic.name.clone(), topic_id: topic.id });
+    out.push(MetadataRecord::TopicRecord {
+        name: topic.name.clone(),
+        topic_id: topic.id,
+    });
     for p in &topic.partitions {
         out.push(MetadataRecord::PartitionRecord {
             topic_id: topic.id,

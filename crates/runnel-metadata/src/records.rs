@@ -145,7 +145,9 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let records = vec![
-            MetadataRecord::ClusterRecord { cluster_id: "abc".into() },
+            MetadataRecord::ClusterRecord {
+                cluster_id: "abc".into(),
+            },
             MetadataRecord::ConfigRecord {
                 resource_type: RESOURCE_TYPE_TOPIC,
                 resource_name: "t".into(),
@@ -167,7 +169,10 @@ mod tests {
     #[test]
     fn rejects_unknown_version_and_garbage() {
         assert!(matches!(decode_records(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode_records(&[9, b'[', b']']), Err(DecodeError::UnsupportedVersion(9))));
+        assert!(matches!(
+            decode_records(&[9, b'[', b']']),
+            Err(DecodeError::UnsupportedVersion(9))
+        ));
         assert!(matches!(decode_records(&[1, b'{']), Err(DecodeError::Malformed(_))));
     }
 
@@ -177,6 +182,13 @@ mod tests {
         let mut bytes = vec![FORMAT_VERSION_JSON_V1];
         bytes.extend_from_slice(json);
         let decoded = decode_records(&bytes).unwrap();
-        assert!(matches!(decoded[0], MetadataRecord::PartitionChangeRecord { leader: None, isr: None, .. }));
+        assert!(matches!(
+            decoded[0],
+            MetadataRecord::PartitionChangeRecord {
+                leader: None,
+                isr: None,
+                ..
+            }
+        ));
     }
 }

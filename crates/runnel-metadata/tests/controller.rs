@@ -15,10 +15,18 @@ fn opts(ids: usize) -> CreateTopicsOptions {
 }
 
 fn spec(name: &str, partitions: i32, rf: i16) -> CreateTopicSpec {
-    CreateTopicSpec { name: name.into(), num_partitions: partitions, replication_factor: rf, ..Default::default() }
+    CreateTopicSpec {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: rf,
+        ..Default::default()
+    }
 }
 
-fn create(image: &MetadataImage, specs: &[CreateTopicSpec]) -> (MetadataImage, Vec<Result<CreatedTopic, ControllerError>>) {
+fn create(
+    image: &MetadataImage,
+    specs: &[CreateTopicSpec],
+) -> (MetadataImage, Vec<Result<CreatedTopic, ControllerError>>) {
     let (records, outcomes) = create_topics(image, specs, &opts(specs.len()));
     (image.apply(&records), outcomes)
 }
@@ -80,9 +88,23 @@ fn create_topic_error_codes() {
     fresh.topic_ids = vec![[42; 16]];
     let (_, ok) = create_topics(&image, &[spec(&"y".repeat(249), 1, 1)], &fresh);
     assert_eq!(code(&ok[0]), 0);
-    let (_, bad_config) = create_topics(&image, &[CreateTopicSpec { configs: vec![("retention.ms".into(), Some("abc".into()))], ..spec("cfg", 1, 1) }], &fresh);
+    let (_, bad_config) = create_topics(
+        &image,
+        &[CreateTopicSpec {
+            configs: vec![("retention.ms".into(), Some("abc".into()))],
+            ..spec("cfg", 1, 1)
+        }],
+        &fresh,
+    );
     assert_eq!(code(&bad_config[0]), codes::INVALID_CONFIG);
-    let (_, unknown_config) = create_topics(&image, &[CreateTopicSpec { configs: vec![("no.such.config".into(), Some("1".into()))], ..spec("cfg", 1, 1) }], &fresh);
+    let (_, unknown_config) = create_topics(
+        &image,
+        &[CreateTopicSpec {
+            configs: vec![("no.such.config".into(), Some("1".into()))],
+            ..spec("cfg", 1, 1)
+        }],
+        &fresh,
+    );
     assert_eq!(code(&unknown_config[0]), codes::INVALID_CONFIG);
 }
 
@@ -100,11 +122,26 @@ fn manual_assignment_rules() {
     assert_eq!(check(with(vec![(0, vec![1, 2]), (1, vec![2, 3])], -1, -1)), 0);
     assert_eq!(check(with(vec![(0, vec![1])], 1, -1)), codes::INVALID_REQUEST);
     assert_eq!(check(with(vec![(0, vec![1])], -1, 1)), codes::INVALID_REQUEST);
-    assert_eq!(check(with(vec![(1, vec![1])], -1, -1)), codes::INVALID_REPLICA_ASSIGNMENT);
-    assert_eq!(check(with(vec![(0, vec![])], -1, -1)), codes::INVALID_REPLICA_ASSIGNMENT);
-    assert_eq!(check(with(vec![(0, vec![1, 1])], -1, -1)), codes::INVALID_REPLICA_ASSIGNMENT);
-    assert_eq!(check(with(vec![(0, vec![9])], -1, -1)), codes::INVALID_REPLICA_ASSIGNMENT);
-    assert_eq!(check(with(vec![(0, vec![1]), (1, vec![1, 2])], -1, -1)), codes::INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(
+        check(with(vec![(1, vec![1])], -1, -1)),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        check(with(vec![(0, vec![])], -1, -1)),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        check(with(vec![(0, vec![1, 1])], -1, -1)),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        check(with(vec![(0, vec![9])], -1, -1)),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        check(with(vec![(0, vec![1]), (1, vec![1, 2])], -1, -1)),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
     let (image, _) = create(&img, &[with(vec![(1, vec![3]), (0, vec![2])], -1, -1)]);
     let t = image.topic("m").unwrap();
     assert_eq!((t.partitions[0].leader, t.partitions[1].leader), (2, 3));
@@ -112,7 +149,10 @@ fn manual_assignment_rules() {
 
 #[test]
 fn batch_sees_earlier_topics_and_flags_duplicates() {
-    let (image, outcomes) = create(&MetadataImage::empty(), &[spec("x.y", 1, 1), spec("x_y", 1, 1), spec("d", 1, 1), spec("d", 1, 1)]);
+    let (image, outcomes) = create(
+        &MetadataImage::empty(),
+        &[spec("x.y", 1, 1), spec("x_y", 1, 1), spec("d", 1, 1), spec("d", 1, 1)],
+    );
     assert_eq!(code(&outcomes[0]), 0);
     assert_eq!(code(&outcomes[1]), codes::INVALID_TOPIC_EXCEPTION);
     assert_eq!(code(&outcomes[2]), codes::INVALID_REQUEST);
@@ -130,18 +170,32 @@ fn validate_only_writes_nothing_and_configs_are_recorded() {
     assert!(outcomes[0].is_ok());
     assert!(records.is_empty());
     let (image, _) = create(&MetadataImage::empty(), &[s.clone()]);
-    assert_eq!(image.topic_configs("c").get("cleanup.policy").map(String::as_str), Some("compact"));
+    assert_eq!(
+        image.topic_configs("c").get("cleanup.policy").map(String::as_str),
+        Some("compact")
+    );
     s.configs = vec![("retention.ms".into(), None)];
-    assert_eq!(code(&create(&MetadataImage::empty(), &[s]).1[0]), codes::INVALID_REQUEST);
+    assert_eq!(
+        code(&create(&MetadataImage::empty(), &[s]).1[0]),
+        codes::INVALID_REQUEST
+    );
 }
 
 #[test]
 fn delete_topics_by_name_and_id() {
     let (image, outcomes) = create(&MetadataImage::empty(), &[spec("a", 1, 1), spec("b", 2, 1)]);
     let b_id = outcomes[1].as_ref().unwrap().topic_id;
-    let refs = [TopicRef::Name("a".into()), TopicRef::Id(b_id), TopicRef::Name("nope".into()), TopicRef::Id([99; 16])];
+    let refs = [
+        TopicRef::Name("a".into()),
+        TopicRef::Id(b_id),
+        TopicRef::Name("nope".into()),
+        TopicRef::Id([99; 16]),
+    ];
     let (records, outcomes) = delete_topics(&image, &refs);
-    assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), vec![0, 0, codes::UNKNOWN_TOPIC_OR_PARTITION, codes::UNKNOWN_TOPIC_ID]);
+    assert_eq!(
+        outcomes.iter().map(code).collect::<Vec<_>>(),
+        vec![0, 0, codes::UNKNOWN_TOPIC_OR_PARTITION, codes::UNKNOWN_TOPIC_ID]
+    );
     let after = image.apply(&records);
     assert_eq!(after.topic_count(), 0);
     let (_, dup) = delete_topics(&image, &[TopicRef::Name("a".into()), TopicRef::Name("a".into())]);
@@ -163,47 +217,90 @@ fn deleting_a_topic_drops_its_configs() {
 #[test]
 fn create_partitions_rules() {
     let (image, _) = create(&MetadataImage::empty(), &[spec("t", 2, 2)]);
-    let o = CreatePartitionsOptions { validate_only: false, live_broker_ids: vec![1, 2, 3] };
-    assert_eq!(code(&create_partitions(&image, "t", 2, None, &o).1), codes::INVALID_PARTITIONS);
-    assert_eq!(code(&create_partitions(&image, "t", 1, None, &o).1), codes::INVALID_PARTITIONS);
-    assert_eq!(code(&create_partitions(&image, "zz", 3, None, &o).1), codes::UNKNOWN_TOPIC_OR_PARTITION);
+    let o = CreatePartitionsOptions {
+        validate_only: false,
+        live_broker_ids: vec![1, 2, 3],
+    };
+    assert_eq!(
+        code(&create_partitions(&image, "t", 2, None, &o).1),
+        codes::INVALID_PARTITIONS
+    );
+    assert_eq!(
+        code(&create_partitions(&image, "t", 1, None, &o).1),
+        codes::INVALID_PARTITIONS
+    );
+    assert_eq!(
+        code(&create_partitions(&image, "zz", 3, None, &o).1),
+        codes::UNKNOWN_TOPIC_OR_PARTITION
+    );
     let bad = vec![vec![1]];
-    assert_eq!(code(&create_partitions(&image, "t", 3, Some(&bad), &o).1), codes::INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(
+        code(&create_partitions(&image, "t", 3, Some(&bad), &o).1),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
     let two = vec![vec![1, 2]];
-    assert_eq!(code(&create_partitions(&image, "t", 4, Some(&two), &o).1), codes::INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(
+        code(&create_partitions(&image, "t", 4, Some(&two), &o).1),
+        codes::INVALID_REPLICA_ASSIGNMENT
+    );
     let (records, outcome) = create_partitions(&image, "t", 5, None, &o);
     assert!(outcome.is_ok());
     let after = image.apply(&records);
     let t = after.topic("t").unwrap();
     assert_eq!(t.partitions.len(), 5);
     assert!(t.partitions.iter().all(|p| p.replicas.len() == 2));
-    let vo = CreatePartitionsOptions { validate_only: true, ..o };
+    let vo = CreatePartitionsOptions {
+        validate_only: true,
+        ..o
+    };
     let (records, outcome) = create_partitions(&image, "t", 5, None, &vo);
     assert!(outcome.is_ok() && records.is_empty());
 }
 
 fn op(name: &str, op: ConfigOpKind, value: Option<&str>) -> AlterConfigOp {
-    AlterConfigOp { name: name.into(), op, value: value.map(String::from) }
+    AlterConfigOp {
+        name: name.into(),
+        op,
+        value: value.map(String::from),
+    }
 }
 
 #[test]
 fn incremental_alter_configs() {
     let (image, _) = create(&MetadataImage::empty(), &[spec("t", 1, 1)]);
-    let inc = AlterConfigsOptions { incremental: true, validate_only: false };
+    let inc = AlterConfigsOptions {
+        incremental: true,
+        validate_only: false,
+    };
     let alter = |image: &MetadataImage, ops: &[AlterConfigOp]| {
         let (records, outcome) = alter_configs(image, RESOURCE_TYPE_TOPIC, "t", ops, &inc);
         (image.apply(&records), outcome)
     };
-    let (image, r) = alter(&image, &[op("retention.ms", ConfigOpKind::Set, Some("5")), op("cleanup.policy", ConfigOpKind::Append, Some("compact"))]);
+    let (image, r) = alter(
+        &image,
+        &[
+            op("retention.ms", ConfigOpKind::Set, Some("5")),
+            op("cleanup.policy", ConfigOpKind::Append, Some("compact")),
+        ],
+    );
     assert!(r.is_ok());
-    assert_eq!(image.topic_configs("t").get("cleanup.policy").unwrap(), "delete,compact");
+    assert_eq!(
+        image.topic_configs("t").get("cleanup.policy").unwrap(),
+        "delete,compact"
+    );
     let (image, _) = alter(&image, &[op("cleanup.policy", ConfigOpKind::Subtract, Some("delete"))]);
     assert_eq!(image.topic_configs("t").get("cleanup.policy").unwrap(), "compact");
     let (image, _) = alter(&image, &[op("retention.ms", ConfigOpKind::Delete, None)]);
     assert!(!image.topic_configs("t").contains_key("retention.ms"));
     let (_, r) = alter(&image, &[op("retention.ms", ConfigOpKind::Append, Some("1"))]);
     assert_eq!(code(&r), codes::INVALID_CONFIG);
-    let (_, r) = alter(&image, &[op("segment.ms", ConfigOpKind::Set, Some("1")), op("segment.ms", ConfigOpKind::Delete, None)]);
+    let (_, r) = alter(
+        &image,
+        &[
+            op("segment.ms", ConfigOpKind::Set, Some("1")),
+            op("segment.ms", ConfigOpKind::Delete, None),
+        ],
+    );
     assert_eq!(code(&r), codes::INVALID_REQUEST);
     let (_, r) = alter(&image, &[op("segment.ms", ConfigOpKind::Set, Some("x"))]);
     assert_eq!(code(&r), codes::INVALID_CONFIG);
@@ -216,16 +313,44 @@ fn incremental_alter_configs() {
 #[test]
 fn legacy_alter_configs_replaces_override_set() {
     let (image, _) = create(&MetadataImage::empty(), &[spec("t", 1, 1)]);
-    let inc = AlterConfigsOptions { incremental: true, validate_only: false };
-    let (records, _) = alter_configs(&image, RESOURCE_TYPE_TOPIC, "t", &[op("retention.ms", ConfigOpKind::Set, Some("1")), op("segment.ms", ConfigOpKind::Set, Some("2"))], &inc);
+    let inc = AlterConfigsOptions {
+        incremental: true,
+        validate_only: false,
+    };
+    let (records, _) = alter_configs(
+        &image,
+        RESOURCE_TYPE_TOPIC,
+        "t",
+        &[
+            op("retention.ms", ConfigOpKind::Set, Some("1")),
+            op("segment.ms", ConfigOpKind::Set, Some("2")),
+        ],
+        &inc,
+    );
     let image = image.apply(&records);
-    let legacy = AlterConfigsOptions { incremental: false, validate_only: false };
-    let (records, r) = alter_configs(&image, RESOURCE_TYPE_TOPIC, "t", &[op("segment.ms", ConfigOpKind::Set, Some("3"))], &legacy);
+    let legacy = AlterConfigsOptions {
+        incremental: false,
+        validate_only: false,
+    };
+    let (records, r) = alter_configs(
+        &image,
+        RESOURCE_TYPE_TOPIC,
+        "t",
+        &[op("segment.ms", ConfigOpKind::Set, Some("3"))],
+        &legacy,
+    );
     assert!(r.is_ok());
     let image = image.apply(&records);
-    let configs: Vec<(&str, &str)> = image.topic_configs("t").iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let configs: Vec<(&str, &str)> = image
+        .topic_configs("t")
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(configs, vec![("segment.ms", "3")]);
-    let vo = AlterConfigsOptions { incremental: false, validate_only: true };
+    let vo = AlterConfigsOptions {
+        incremental: false,
+        validate_only: true,
+    };
     let (records, r) = alter_configs(&image, RESOURCE_TYPE_TOPIC, "t", &[], &vo);
     assert!(r.is_ok() && records.is_empty());
 }
@@ -233,17 +358,56 @@ fn legacy_alter_configs_replaces_override_set() {
 #[test]
 fn broker_configs_and_bad_resources() {
     let image = MetadataImage::empty();
-    let inc = AlterConfigsOptions { incremental: true, validate_only: false };
-    let (records, r) = alter_configs(&image, RESOURCE_TYPE_BROKER, "", &[op("log.retention.ms", ConfigOpKind::Set, Some("9"))], &inc);
+    let inc = AlterConfigsOptions {
+        incremental: true,
+        validate_only: false,
+    };
+    let (records, r) = alter_configs(
+        &image,
+        RESOURCE_TYPE_BROKER,
+        "",
+        &[op("log.retention.ms", ConfigOpKind::Set, Some("9"))],
+        &inc,
+    );
     assert!(r.is_ok());
-    assert_eq!(image.apply(&records).broker_configs("").get("log.retention.ms").unwrap(), "9");
-    assert_eq!(code(&alter_configs(&image, RESOURCE_TYPE_BROKER, "abc", &[], &inc).1), codes::INVALID_REQUEST);
-    assert_eq!(code(&alter_configs(&image, 7, "x", &[], &inc).1), codes::INVALID_REQUEST);
+    assert_eq!(
+        image
+            .apply(&records)
+            .broker_configs("")
+            .get("log.retention.ms")
+            .unwrap(),
+        "9"
+    );
+    assert_eq!(
+        code(&alter_configs(&image, RESOURCE_TYPE_BROKER, "abc", &[], &inc).1),
+        codes::INVALID_REQUEST
+    );
+    let read_only = [op("process.roles", ConfigOpKind::Set, Some("broker"))];
+    assert_eq!(
+        code(&alter_configs(&image, RESOURCE_TYPE_BROKER, "1", &read_only, &inc).1),
+        codes::INVALID_CONFIG
+    );
+    let bad_value = [op("log.retention.ms", ConfigOpKind::Set, Some("soon"))];
+    assert_eq!(
+        code(&alter_configs(&image, RESOURCE_TYPE_BROKER, "", &bad_value, &inc).1),
+        codes::INVALID_CONFIG
+    );
+    let custom = [op("my.plugin.setting", ConfigOpKind::Set, Some("x"))];
+    assert!(alter_configs(&image, RESOURCE_TYPE_BROKER, "", &custom, &inc).1.is_ok());
+    assert_eq!(
+        code(&alter_configs(&image, 7, "x", &[], &inc).1),
+        codes::INVALID_REQUEST
+    );
 }
 
 #[test]
 fn producer_id_blocks_do_not_overlap_and_epochs_are_checked() {
-    let spec = RegisterBrokerSpec { broker_id: 1, incarnation_id: [1; 16], endpoints: vec![], rack: None };
+    let spec = RegisterBrokerSpec {
+        broker_id: 1,
+        incarnation_id: [1; 16],
+        endpoints: vec![],
+        rack: None,
+    };
     let (records, epoch) = register_broker(&MetadataImage::empty(), &spec);
     let image = MetadataImage::empty().apply(&records);
     let epoch = epoch.unwrap();
@@ -253,7 +417,10 @@ fn producer_id_blocks_do_not_overlap_and_epochs_are_checked() {
     let (_, second) = allocate_producer_ids(&image, 1, epoch, PRODUCER_ID_BLOCK_SIZE_DEFAULT);
     assert_eq!(first.unwrap().first_producer_id, 0);
     assert_eq!(second.unwrap().first_producer_id, 1000);
-    assert_eq!(code(&allocate_producer_ids(&image, 1, epoch + 5, 10).1), codes::STALE_BROKER_EPOCH);
+    assert_eq!(
+        code(&allocate_producer_ids(&image, 1, epoch + 5, 10).1),
+        codes::STALE_BROKER_EPOCH
+    );
     let (records, again) = register_broker(&image, &spec);
     assert!(again.unwrap() > epoch);
     assert!(matches!(records[0], MetadataRecord::RegisterBrokerRecord { .. }));

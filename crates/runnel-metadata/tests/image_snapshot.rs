@@ -16,7 +16,10 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
     let brokers = prop::collection::vec(0i32..4, 1..4);
     prop_oneof![
         "[a-z0-9]{1,8}".prop_map(|cluster_id| MetadataRecord::ClusterRecord { cluster_id }),
-        (names.clone(), ids.clone()).prop_map(|(n, i)| MetadataRecord::TopicRecord { name: n.into(), topic_id: topic_id(i) }),
+        (names.clone(), ids.clone()).prop_map(|(n, i)| MetadataRecord::TopicRecord {
+            name: n.into(),
+            topic_id: topic_id(i)
+        }),
         (ids.clone(), 0i32..4, brokers.clone(), 0i32..5).prop_map(|(i, p, r, e)| MetadataRecord::PartitionRecord {
             topic_id: topic_id(i),
             partition: p,
@@ -26,13 +29,30 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             leader_epoch: e,
             partition_epoch: e,
         }),
-        (ids.clone(), 0i32..4, prop::option::of(0i32..4), prop::option::of(brokers)).prop_map(|(i, p, leader, isr)| {
-            MetadataRecord::PartitionChangeRecord { topic_id: topic_id(i), partition: p, leader, isr, replicas: None }
-        }),
-        ids.clone().prop_map(|i| MetadataRecord::RemoveTopicRecord { topic_id: topic_id(i) }),
+        (
+            ids.clone(),
+            0i32..4,
+            prop::option::of(0i32..4),
+            prop::option::of(brokers)
+        )
+            .prop_map(|(i, p, leader, isr)| {
+                MetadataRecord::PartitionChangeRecord {
+                    topic_id: topic_id(i),
+                    partition: p,
+                    leader,
+                    isr,
+                    replicas: None,
+                }
+            }),
+        ids.clone()
+            .prop_map(|i| MetadataRecord::RemoveTopicRecord { topic_id: topic_id(i) }),
         (prop::bool::ANY, names, "[a-z.]{1,6}", prop::option::of("[0-9]{1,4}")).prop_map(|(topic, n, k, v)| {
             MetadataRecord::ConfigRecord {
-                resource_type: if topic { RESOURCE_TYPE_TOPIC } else { RESOURCE_TYPE_BROKER },
+                resource_type: if topic {
+                    RESOURCE_TYPE_TOPIC
+                } else {
+                    RESOURCE_TYPE_BROKER
+                },
                 resource_name: n.into(),
                 name: k,
                 value: v,
@@ -45,7 +65,11 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
             endpoints: vec![],
             rack: None,
         }),
-        (0i64..10_000).prop_map(|n| MetadataRecord::ProducerIdsRecord { broker_id: 0, broker_epoch: 0, next_producer_id: n }),
+        (0i64..10_000).prop_map(|n| MetadataRecord::ProducerIdsRecord {
+            broker_id: 0,
+            broker_epoch: 0,
+            next_producer_id: n
+        }),
         ("[a-z.]{1,6}", 0i16..3).prop_map(|(name, level)| MetadataRecord::FeatureLevelRecord { name, level }),
     ]
 }
@@ -68,6 +92,14 @@ proptest! {
             replay = replay.apply_at(batch, i as u64 + 1, 1);
         }
         prop_assert_eq!(replay, image);
+    }
+}
+
+proptest! {
+    #[test]
+    fn record_batches_round_trip(batch in prop::collection::vec(record(), 0..16)) {
+        let bytes = runnel_metadata::records::encode_records(&batch);
+        prop_assert_eq!(runnel_metadata::records::decode_records(&bytes).unwrap(), batch);
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::codec::{
     read_i16, read_i32, read_nullable_string, read_tagged_fields, write_i32, write_tagged_fields, DecodeError,
-    EncodeError, Message, TaggedField,
+    EncodeError, TaggedField,
 };
 use crate::generated::{ApiKey, RequestBody, ResponseBody};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -111,7 +111,7 @@ pub fn encode_response(
     correlation_id: i32,
     api_key: ApiKey,
     version: i16,
-    body: &impl Message,
+    body: &ResponseBody,
 ) -> Result<(), EncodeError> {
     let start = buf.len();
     buf.put_i32(0);

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_optional, sync_dir, write_atomic};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use openraft::StorageIOError;
 
 const LOG_FILE: &str = "raft.log";
 const LOG_META_FILE: &str = "raft-log.meta";
@@ -43,7 +44,11 @@ pub enum LogOpenError {
     #[error("i/o error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("metadata log {path} is corrupt at byte {position}: {reason}")]
-    Corrupt { path: PathBuf, position: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -77,15 +82,34 @@ impl LogStore {
             move |source| LogOpenError::Io { path, source }
         };
         let log_path = dir.join(LOG_FILE);
-        let meta: LogMeta = read_json(&dir.join(LOG_META_FILE)).map_err(io_err(dir))?.unwrap_or_default();
+        let meta: LogMeta = read_json(&dir.join(LOG_META_FILE))
+            .map_err(io_err(dir))?
+            .unwrap_or_default();
         let vote: Option<Vote> = read_json(&dir.join(VOTE_FILE)).map_err(io_err(dir))?;
         // The committed hint is written without fsync: a damaged one is simply ignored.
         let committed: Option<LogId> = read_json(&dir.join(COMMITTED_FILE)).unwrap_or(None);
-        let bytes = read_optional(&log_path).map_err(io_err(&log_path))?.unwrap_or_default();
+        let existing = read_optional(&log_path).map_err(io_err(&log_path))?;
+        let log_existed = existing.is_some();
+        let bytes = existing.unwrap_or_default();
         let scan = scan_frames(&bytes, meta.last_purged.map(|l| l.index)).map_err(|(position, reason)| {
-            LogOpenError::Corrupt { path: log_path.clone(), position, reason }
+            LogOpenError::Corrupt {
+                path: log_path.clone(),
+                position,
+                reason,
+            }
         })?;
-        let file = OpenOptions::new().create(true).read(true).write(true).open(&log_path).map_err(io_err(&log_path))?;
+        // Existing content is the log itself: never truncate on open (only a torn tail, below).
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        if !log_existed {
+            // Make the new file's directory entry durable before any append is acknowledged.
+            sync_dir(&log_path).map_err(io_err(&log_path))?;
+        }
         if scan.valid_len < bytes.len() as u64 {
             tracing::warn!(path = %log_path.display(), valid_len = scan.valid_len, file_len = bytes.len(), "truncating torn tail of metadata log");
             file.set_len(scan.valid_len).map_err(io_err(&log_path))?;
@@ -101,7 +125,10 @@ impl LogStore {
             vote,
             committed,
         };
-        Ok(Self { state: Arc::new(Mutex::new(state)), committed_index: Arc::new(AtomicU64::new(committed_index)) })
+        Ok(Self {
+            state: Arc::new(Mutex::new(state)),
+            committed_index: Arc::new(AtomicU64::new(committed_index)),
+        })
     }
 
     pub fn committed_index(&self) -> u64 {
@@ -115,8 +142,12 @@ impl LogStore {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
-    let Some(bytes) = read_optional(path)? else { return Ok(None) };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let Some(bytes) = read_optional(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 struct Scan {
@@ -139,13 +170,19 @@ fn scan_frames(bytes: &[u8], last_purged_index: Option<u64>) -> Result<Scan, (u6
             continue;
         }
         if expected_index.is_some_and(|e| e != index) {
-            return Err((pos as u64, format!("entry index {index} where {expected_index:?} was expected")));
+            return Err((
+                pos as u64,
+                format!("entry index {index} where {expected_index:?} was expected"),
+            ));
         }
         expected_index = Some(index + 1);
         entries.insert(index, (entry, pos as u64));
         pos = frame.end;
     }
-    Ok(Scan { entries, valid_len: pos as u64 })
+    Ok(Scan {
+        entries,
+        valid_len: pos as u64,
+    })
 }
 
 struct Frame<'a> {
@@ -179,7 +216,10 @@ fn read_frame(bytes: &[u8], pos: usize) -> Result<Option<Frame<'_>>, (u64, Strin
 fn encode_frame(entry: &Entry, out: &mut Vec<u8>) -> io::Result<()> {
     let payload = serde_json::to_vec(entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if payload.len() > ENTRY_BYTES_MAX {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "metadata log entry too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "metadata log entry too large",
+        ));
     }
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
@@ -217,7 +257,9 @@ impl LogState_ {
 
     /// Records the purge point durably, then rewrites `raft.log` without the purged prefix.
     fn purge_upto(&mut self, log_id: LogId) -> io::Result<()> {
-        let meta = LogMeta { last_purged: Some(log_id) };
+        let meta = LogMeta {
+            last_purged: Some(log_id),
+        };
         let meta_bytes = serde_json::to_vec(&meta).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         write_atomic(&self.dir.join(LOG_META_FILE), &meta_bytes, true)?;
         self.last_purged = Some(log_id);
@@ -238,7 +280,11 @@ impl LogState_ {
     }
 
     fn last_log_id(&self) -> Option<LogId> {
-        self.entries.values().next_back().map(|(e, _)| *e.get_log_id()).or(self.last_purged)
+        self.entries
+            .values()
+            .next_back()
+            .map(|(e, _)| *e.get_log_id())
+            .or(self.last_purged)
     }
 }
 
@@ -263,7 +309,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let state = self.lock();
-        Ok(LogState { last_purged_log_id: state.last_purged, last_log_id: state.last_log_id() })
+        Ok(LogState {
+            last_purged_log_id: state.last_purged,
+            last_log_id: state.last_log_id(),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -272,8 +321,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let mut state = self.lock();
-        let bytes = serde_json::to_vec(vote).map_err(|e| StorageError::write_vote(&e))?;
-        write_atomic(&state.dir.join(VOTE_FILE), &bytes, true).map_err(|e| StorageError::write_vote(&e))?;
+        let bytes = serde_json::to_vec(vote).map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+        write_atomic(&state.dir.join(VOTE_FILE), &bytes, true)
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
         state.vote = Some(*vote);
         Ok(())
     }
@@ -284,11 +334,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let mut state = self.lock();
-        let bytes = serde_json::to_vec(&committed).map_err(|e| StorageError::write(&e))?;
+        let bytes = serde_json::to_vec(&committed).map_err(|e| StorageError::from(StorageIOError::write(&e)))?;
         // A hint only: losing it costs a re-apply after election, never safety.
-        write_atomic(&state.dir.join(COMMITTED_FILE), &bytes, false).map_err(|e| StorageError::write(&e))?;
+        write_atomic(&state.dir.join(COMMITTED_FILE), &bytes, false)
+            .map_err(|e| StorageError::from(StorageIOError::write(&e)))?;
         state.committed = committed;
-        self.committed_index.store(committed.map_or(0, |c| c.index), Ordering::Release);
+        self.committed_index
+            .store(committed.map_or(0, |c| c.index), Ordering::Release);
         Ok(())
     }
 
@@ -310,7 +362,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             }
             Err(e) => {
-                let storage_error = StorageError::write_logs(&e);
+                let storage_error = StorageError::from(StorageIOError::write_logs(&e));
                 callback.log_io_completed(Err(e));
                 Err(storage_error)
             }
@@ -318,11 +370,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock().truncate_from(log_id.index).map_err(|e| StorageError::write_logs(&e))
+        self.lock()
+            .truncate_from(log_id.index)
+            .map_err(|e| StorageError::from(StorageIOError::write_logs(&e)))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock().purge_upto(log_id).map_err(|e| StorageError::write_logs(&e))
+        self.lock()
+            .purge_upto(log_id)
+            .map_err(|e| StorageError::from(StorageIOError::write_logs(&e)))
     }
 }
 
@@ -373,5 +429,24 @@ mod tests {
         let mut holey = frame_for_test(&entry(1));
         holey.extend(frame_for_test(&entry(3)));
         assert!(scan_frames(&holey, None).is_err());
+    }
+
+    proptest::proptest! {
+        /// Cutting a valid log anywhere loses at most the frame that was cut, never more, and
+        /// never fails the open.
+        #[test]
+        fn any_cut_keeps_every_complete_frame(entries in 1u64..12, cut_seed in proptest::prelude::any::<usize>()) {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::new();
+            for i in 0..entries {
+                bytes.extend(frame_for_test(&entry(i)));
+                ends.push(bytes.len());
+            }
+            let cut = cut_seed % (bytes.len() + 1);
+            let scan = scan_frames(&bytes[..cut], None).unwrap();
+            let complete = ends.iter().filter(|end| **end <= cut).count();
+            proptest::prop_assert_eq!(scan.entries.len(), complete);
+            proptest::prop_assert_eq!(scan.valid_len as usize, if complete == 0 { 0 } else { ends[complete - 1] });
+        }
     }
 }

@@ -61,11 +61,7 @@ fn corrupt(path: &Path, reason: &str) -> StorageError {
 }
 
 /// Parses `version\ncount\n` then `count` lines via `entry`.
-fn parse_versioned<T>(
-    path: &Path,
-    text: &str,
-    entry: impl Fn(&str) -> Option<T>,
-) -> Result<Vec<T>, StorageError> {
+fn parse_versioned<T>(path: &Path, text: &str, entry: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, StorageError> {
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some("0") {
         return Err(corrupt(path, "unsupported version"));
@@ -105,11 +101,7 @@ pub(crate) fn write_epoch_checkpoint(path: &Path, entries: &[(i32, i64)]) -> Res
 }
 
 /// Reads a one-entry offset checkpoint for `topic`/`partition`.
-pub(crate) fn read_offset_checkpoint(
-    path: &Path,
-    topic: &str,
-    partition: i32,
-) -> Result<Option<i64>, StorageError> {
+pub(crate) fn read_offset_checkpoint(path: &Path, topic: &str, partition: i32) -> Result<Option<i64>, StorageError> {
     let Some(text) = read_text(path)? else {
         return Ok(None);
     };

@@ -24,14 +24,11 @@ impl LeaderEpochCache {
         // OffsetForLeaderEpoch answer out of order.
         let mut clean: Vec<(i32, i64)> = Vec::with_capacity(entries.len());
         for (e, o) in entries.drain(..) {
-            if clean.last().map_or(true, |(le, lo)| e > *le && o >= *lo) {
+            if clean.last().is_none_or(|(le, lo)| e > *le && o >= *lo) {
                 clean.push((e, o));
             }
         }
-        Ok(Self {
-            path,
-            entries: clean,
-        })
+        Ok(Self { path, entries: clean })
     }
 
     pub(crate) fn latest_epoch(&self) -> Option<i32> {
@@ -76,6 +73,12 @@ impl LeaderEpochCache {
             self.persist()?;
         }
         Ok(())
+    }
+
+    /// Forgets every epoch (the log was emptied).
+    pub(crate) fn clear(&mut self) -> Result<(), StorageError> {
+        self.entries.clear();
+        self.persist()
     }
 
     /// Log start moved to `offset`: entries wholly before it go, the one spanning it starts there.

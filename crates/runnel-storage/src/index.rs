@@ -79,8 +79,7 @@ impl EntryFile {
     }
 
     fn resize_to(&mut self, capacity_bytes: usize) -> Result<(), StorageError> {
-        let capacity = (capacity_bytes - capacity_bytes % self.entry_bytes)
-            .max(self.entries * self.entry_bytes);
+        let capacity = (capacity_bytes - capacity_bytes % self.entry_bytes).max(self.entries * self.entry_bytes);
         self.map.resize(capacity).at(&self.path)
     }
 
@@ -177,7 +176,7 @@ impl OffsetIndex {
         let mut prev: Option<(i64, u32)> = None;
         for i in 0..self.file.entries {
             let (o, p) = self.get(i);
-            let ordered = prev.map_or(true, |(po, pp)| o > po && p > pp);
+            let ordered = prev.is_none_or(|(po, pp)| o > po && p > pp);
             if !ordered || u64::from(p) >= log_size_bytes {
                 return Err(corrupt(&self.file.path, format!("bad entry {i}: ({o}, {p})")));
             }
@@ -196,11 +195,6 @@ impl OffsetIndex {
 
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
         self.file.flush()
-    }
-
-    /// Bytes the valid entries occupy.
-    pub(crate) fn used_bytes(&self) -> usize {
-        self.file.entries * self.file.entry_bytes
     }
 }
 
@@ -257,9 +251,7 @@ impl TimeIndex {
     }
 
     pub(crate) fn truncate_to(&mut self, offset: i64) {
-        let keep = (0..self.file.entries)
-            .take_while(|i| self.get(*i).1 < offset)
-            .count();
+        let keep = (0..self.file.entries).take_while(|i| self.get(*i).1 < offset).count();
         self.file.entries = keep;
     }
 
@@ -272,7 +264,7 @@ impl TimeIndex {
         let mut prev: Option<(i64, i64)> = None;
         for i in 0..self.file.entries {
             let (t, o) = self.get(i);
-            let ordered = prev.map_or(true, |(pt, po)| t > pt && o >= po);
+            let ordered = prev.is_none_or(|(pt, po)| t > pt && o >= po);
             if !ordered || o >= next_offset {
                 return Err(corrupt(&self.file.path, format!("bad entry {i}: ({t}, {o})")));
             }

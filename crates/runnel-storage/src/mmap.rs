@@ -29,11 +29,7 @@ impl MappedFile {
             .open(path)?;
         file.set_len(len_bytes as u64)?;
         let map = map_file(&file, len_bytes)?;
-        Ok(Self {
-            file,
-            map,
-            len_bytes,
-        })
+        Ok(Self { file, map, len_bytes })
     }
 
     pub(crate) fn len_bytes(&self) -> usize {
@@ -50,10 +46,9 @@ impl MappedFile {
 
     /// Unmaps, changes the file length, maps again.
     pub(crate) fn resize(&mut self, len_bytes: usize) -> io::Result<()> {
-        if let Some(map) = self.map.take() {
-            map.flush()?;
-            drop(map);
-        }
+        // Unmapping leaves dirty pages in the page cache; no msync is needed for them to reach
+        // the file.
+        drop(self.map.take());
         self.file.set_len(len_bytes as u64)?;
         self.map = map_file(&self.file, len_bytes)?;
         self.len_bytes = len_bytes;

@@ -2411,6 +2411,306 @@ impl From<write_txn_markers_response::WriteTxnMarkersResponse> for ResponseBody 
     }
 }
 
+impl ResponseBody {
+    /// A response of `api_key` carrying only a top-level error code, for APIs whose response has
+    /// one (`None` otherwise).
+    pub fn top_level_error(api_key: ApiKey, error_code: i16) -> Option<ResponseBody> {
+        match api_key {
+            ApiKey::AddOffsetsToTxn => Some(ResponseBody::AddOffsetsToTxn(
+                add_offsets_to_txn_response::AddOffsetsToTxnResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::AddRaftVoter => Some(ResponseBody::AddRaftVoter(
+                add_raft_voter_response::AddRaftVoterResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::AllocateProducerIds => Some(ResponseBody::AllocateProducerIds(
+                allocate_producer_ids_response::AllocateProducerIdsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::AlterPartitionReassignments => Some(ResponseBody::AlterPartitionReassignments(
+                alter_partition_reassignments_response::AlterPartitionReassignmentsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::AlterPartition => Some(ResponseBody::AlterPartition(
+                alter_partition_response::AlterPartitionResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ApiVersions => Some(ResponseBody::ApiVersions(api_versions_response::ApiVersionsResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::AssignReplicasToDirs => Some(ResponseBody::AssignReplicasToDirs(
+                assign_replicas_to_dirs_response::AssignReplicasToDirsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::BeginQuorumEpoch => Some(ResponseBody::BeginQuorumEpoch(
+                begin_quorum_epoch_response::BeginQuorumEpochResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::BrokerHeartbeat => Some(ResponseBody::BrokerHeartbeat(
+                broker_heartbeat_response::BrokerHeartbeatResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::BrokerRegistration => Some(ResponseBody::BrokerRegistration(
+                broker_registration_response::BrokerRegistrationResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ConsumerGroupHeartbeat => Some(ResponseBody::ConsumerGroupHeartbeat(
+                consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ControlledShutdown => Some(ResponseBody::ControlledShutdown(
+                controlled_shutdown_response::ControlledShutdownResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ControllerRegistration => Some(ResponseBody::ControllerRegistration(
+                controller_registration_response::ControllerRegistrationResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::CreateDelegationToken => Some(ResponseBody::CreateDelegationToken(
+                create_delegation_token_response::CreateDelegationTokenResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeAcls => Some(ResponseBody::DescribeAcls(
+                describe_acls_response::DescribeAclsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeClientQuotas => Some(ResponseBody::DescribeClientQuotas(
+                describe_client_quotas_response::DescribeClientQuotasResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeCluster => Some(ResponseBody::DescribeCluster(
+                describe_cluster_response::DescribeClusterResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeDelegationToken => Some(ResponseBody::DescribeDelegationToken(
+                describe_delegation_token_response::DescribeDelegationTokenResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeQuorum => Some(ResponseBody::DescribeQuorum(
+                describe_quorum_response::DescribeQuorumResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::DescribeUserScramCredentials => Some(ResponseBody::DescribeUserScramCredentials(
+                describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::EndQuorumEpoch => Some(ResponseBody::EndQuorumEpoch(
+                end_quorum_epoch_response::EndQuorumEpochResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::EndTxn => Some(ResponseBody::EndTxn(end_txn_response::EndTxnResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::Envelope => Some(ResponseBody::Envelope(envelope_response::EnvelopeResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::ExpireDelegationToken => Some(ResponseBody::ExpireDelegationToken(
+                expire_delegation_token_response::ExpireDelegationTokenResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::FetchSnapshot => Some(ResponseBody::FetchSnapshot(
+                fetch_snapshot_response::FetchSnapshotResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::FindCoordinator => Some(ResponseBody::FindCoordinator(
+                find_coordinator_response::FindCoordinatorResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::GetTelemetrySubscriptions => Some(ResponseBody::GetTelemetrySubscriptions(
+                get_telemetry_subscriptions_response::GetTelemetrySubscriptionsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::Heartbeat => Some(ResponseBody::Heartbeat(heartbeat_response::HeartbeatResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::InitProducerId => Some(ResponseBody::InitProducerId(
+                init_producer_id_response::InitProducerIdResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::JoinGroup => Some(ResponseBody::JoinGroup(join_group_response::JoinGroupResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::LeaderAndIsr => Some(ResponseBody::LeaderAndIsr(
+                leader_and_isr_response::LeaderAndIsrResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::LeaveGroup => Some(ResponseBody::LeaveGroup(leave_group_response::LeaveGroupResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::ListClientMetricsResources => Some(ResponseBody::ListClientMetricsResources(
+                list_client_metrics_resources_response::ListClientMetricsResourcesResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ListGroups => Some(ResponseBody::ListGroups(list_groups_response::ListGroupsResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::ListPartitionReassignments => Some(ResponseBody::ListPartitionReassignments(
+                list_partition_reassignments_response::ListPartitionReassignmentsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ListTransactions => Some(ResponseBody::ListTransactions(
+                list_transactions_response::ListTransactionsResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::OffsetDelete => Some(ResponseBody::OffsetDelete(
+                offset_delete_response::OffsetDeleteResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::PushTelemetry => Some(ResponseBody::PushTelemetry(
+                push_telemetry_response::PushTelemetryResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::RemoveRaftVoter => Some(ResponseBody::RemoveRaftVoter(
+                remove_raft_voter_response::RemoveRaftVoterResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::RenewDelegationToken => Some(ResponseBody::RenewDelegationToken(
+                renew_delegation_token_response::RenewDelegationTokenResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::SaslAuthenticate => Some(ResponseBody::SaslAuthenticate(
+                sasl_authenticate_response::SaslAuthenticateResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::SaslHandshake => Some(ResponseBody::SaslHandshake(
+                sasl_handshake_response::SaslHandshakeResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ShareAcknowledge => Some(ResponseBody::ShareAcknowledge(
+                share_acknowledge_response::ShareAcknowledgeResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::ShareFetch => Some(ResponseBody::ShareFetch(share_fetch_response::ShareFetchResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::ShareGroupHeartbeat => Some(ResponseBody::ShareGroupHeartbeat(
+                share_group_heartbeat_response::ShareGroupHeartbeatResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::StopReplica => Some(ResponseBody::StopReplica(stop_replica_response::StopReplicaResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::SyncGroup => Some(ResponseBody::SyncGroup(sync_group_response::SyncGroupResponse {
+                error_code,
+                ..Default::default()
+            })),
+            ApiKey::UnregisterBroker => Some(ResponseBody::UnregisterBroker(
+                unregister_broker_response::UnregisterBrokerResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::UpdateFeatures => Some(ResponseBody::UpdateFeatures(
+                update_features_response::UpdateFeaturesResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::UpdateMetadata => Some(ResponseBody::UpdateMetadata(
+                update_metadata_response::UpdateMetadataResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::UpdateRaftVoter => Some(ResponseBody::UpdateRaftVoter(
+                update_raft_voter_response::UpdateRaftVoterResponse {
+                    error_code,
+                    ..Default::default()
+                },
+            )),
+            ApiKey::Vote => Some(ResponseBody::Vote(vote_response::VoteResponse {
+                error_code,
+                ..Default::default()
+            })),
+            _ => None,
+        }
+    }
+}
+
 /// Encodes and decodes a random value of every message at every version; returns how many
 /// were checked, or the first mismatch.
 #[cfg(test)]

@@ -29,7 +29,12 @@ pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, RecordError>
             .compress_vec(data)
             .map_err(|e| RecordError::Compress(e.to_string())),
         Compression::Lz4 => {
-            let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            // What the Java client writes and KafkaLZ4BlockInputStream reads: 64 KiB
+            // independent blocks, no checksums beyond the header's.
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
             enc.write_all(data).map_err(err)?;
             enc.finish().map_err(|e| RecordError::Compress(e.to_string()))
         }

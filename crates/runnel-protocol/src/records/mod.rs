@@ -13,6 +13,8 @@
 //! to attributes or timestamps must recompute it. The produce path is header-only: nothing here
 //! that the broker calls per append looks at individual records.
 
+#![forbid(unsafe_code)]
+
 mod compression;
 mod record;
 mod varint;

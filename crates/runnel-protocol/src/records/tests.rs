@@ -20,7 +20,10 @@ fn opt_bytes() -> impl Strategy<Value = Option<Bytes>> {
     proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from))
 }
 
-fn record_strategy() -> impl Strategy<Value = (i64, Option<Bytes>, Option<Bytes>, Vec<RecordHeader>)> {
+/// (timestamp delta, key, value, headers) of one generated record.
+type RecordParts = (i64, Option<Bytes>, Option<Bytes>, Vec<RecordHeader>);
+
+fn record_strategy() -> impl Strategy<Value = RecordParts> {
     let header = ("[a-z]{0,8}", opt_bytes()).prop_map(|(key, value)| RecordHeader { key, value });
     (
         -1000i64..1000,
@@ -30,7 +33,7 @@ fn record_strategy() -> impl Strategy<Value = (i64, Option<Bytes>, Option<Bytes>
     )
 }
 
-fn records_from(parts: Vec<(i64, Option<Bytes>, Option<Bytes>, Vec<RecordHeader>)>) -> Vec<Record> {
+fn records_from(parts: Vec<RecordParts>) -> Vec<Record> {
     parts
         .into_iter()
         .enumerate()

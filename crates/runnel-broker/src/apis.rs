@@ -1,0 +1,136 @@
+//! Which APIs this broker serves, at which versions, and request dispatch.
+//!
+//! `SUPPORTED` is what ApiVersions advertises: exactly the handlers below, with Kafka 4.x
+//! ranges, plus older versions Kafka 4.0 dropped where they cost nothing (same fields).
+
+use bytes::{Bytes, BytesMut};
+use runnel_protocol::frame::{encode_response, RequestHeader};
+use runnel_protocol::generated::{ApiKey, RequestBody, ResponseBody};
+use runnel_protocol::ErrorCode;
+
+use crate::broker::Broker;
+use crate::handlers;
+use crate::server::ConnContext;
+
+/// API versions served: `(api, min, max)`.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 0, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+];
+
+pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// `out` holds a response frame to write.
+    Respond,
+    /// Nothing to send (Produce with acks=0).
+    NoResponse,
+    /// Close the connection (Kafka does this for requests it cannot parse).
+    Close(String),
+}
+
+/// Decodes, handles and encodes one request into `out`.
+pub async fn handle(
+    broker: &Broker,
+    ctx: &ConnContext,
+    header: &RequestHeader,
+    mut body: Bytes,
+    out: &mut BytesMut,
+) -> Outcome {
+    let Some(key) = ApiKey::from_i16(header.api_key) else {
+        return Outcome::Close("unknown API key".into());
+    };
+    let version = header.api_version;
+    let in_range = supported_range(key).is_some_and(|(min, max)| version >= min && version <= max);
+    if key == ApiKey::ApiVersions && !in_range {
+        // KIP-511: answer an unknown ApiVersions version with a v0 body and UNSUPPORTED_VERSION,
+        // listing what we support, so the client can retry with a version we know.
+        let response = handlers::api_versions::response(ErrorCode::UNSUPPORTED_VERSION.code());
+        return respond(out, header, key, 0, &ResponseBody::ApiVersions(response));
+    }
+    if !in_range {
+        return unsupported(out, header, key);
+    }
+    let request = match RequestBody::decode(header.api_key, version, &mut body) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Close(format!("cannot decode request: {e}")),
+    };
+    let response = match dispatch(broker, ctx, header, request).await {
+        Some(r) => r,
+        None => return Outcome::NoResponse,
+    };
+    respond(out, header, key, version, &response)
+}
+
+/// A known API or version we do not serve. Where the response has a top-level error code we
+/// answer UNSUPPORTED_VERSION and keep the connection; otherwise we close it, as Kafka does
+/// for requests it cannot parse.
+fn unsupported(out: &mut BytesMut, header: &RequestHeader, key: ApiKey) -> Outcome {
+    let (min, max) = key.valid_versions();
+    if header.api_version < min || header.api_version > max {
+        return Outcome::Close("unsupported version".into());
+    }
+    match ResponseBody::top_level_error(key, ErrorCode::UNSUPPORTED_VERSION.code()) {
+        Some(response) => respond(out, header, key, header.api_version, &response),
+        None => Outcome::Close(format!("{} is not supported", key.name())),
+    }
+}
+
+fn respond(out: &mut BytesMut, header: &RequestHeader, key: ApiKey, version: i16, body: &ResponseBody) -> Outcome {
+    match encode_response(out, header.correlation_id, key, version, body) {
+        Ok(()) => Outcome::Respond,
+        Err(e) => Outcome::Close(format!("cannot encode response: {e}")),
+    }
+}
+
+async fn dispatch(
+    broker: &Broker,
+    ctx: &ConnContext,
+    header: &RequestHeader,
+    request: RequestBody,
+) -> Option<ResponseBody> {
+    let v = header.api_version;
+    Some(match request {
+        RequestBody::ApiVersions(_) => handlers::api_versions::response(0).into(),
+        RequestBody::Metadata(r) => handlers::metadata::handle(broker, ctx, r, v).await.into(),
+        RequestBody::Produce(r) => return handlers::produce::handle(broker, r, v).await.map(Into::into),
+        RequestBody::Fetch(r) => handlers::fetch::handle(broker, r, v).await.into(),
+        RequestBody::ListOffsets(r) => handlers::list_offsets::handle(broker, r, v).into(),
+        RequestBody::CreateTopics(r) => handlers::create_topics::handle(broker, r, v).await.into(),
+        RequestBody::DeleteTopics(r) => handlers::delete_topics::handle(broker, r, v).await.into(),
+        RequestBody::CreatePartitions(r) => handlers::create_partitions::handle(broker, r, v).await.into(),
+        RequestBody::DescribeConfigs(r) => handlers::describe_configs::handle(broker, r, v).into(),
+        RequestBody::AlterConfigs(r) => handlers::alter_configs::handle(broker, r).await.into(),
+        RequestBody::IncrementalAlterConfigs(r) => handlers::incremental_alter_configs::handle(broker, r).await.into(),
+        RequestBody::DescribeCluster(r) => handlers::describe_cluster::handle(broker, ctx, r).into(),
+        RequestBody::DescribeTopicPartitions(r) => handlers::describe_topic_partitions::handle(broker, r).into(),
+        RequestBody::DescribeLogDirs(r) => handlers::describe_log_dirs::handle(broker, r).into(),
+        RequestBody::DeleteRecords(r) => handlers::delete_records::handle(broker, r).into(),
+        RequestBody::OffsetForLeaderEpoch(r) => handlers::offset_for_leader_epoch::handle(broker, r).into(),
+        other => {
+            // Unreachable while SUPPORTED and this match agree; answer rather than panic.
+            tracing::error!(api = other.api_key().name(), "advertised API without a handler");
+            return ResponseBody::top_level_error(other.api_key(), ErrorCode::UNKNOWN_SERVER_ERROR.code());
+        }
+    })
+}

@@ -1,0 +1,159 @@
+//! Fetch (key 1), v4–17. Reads whole batches up to the high watermark, within `max_bytes`
+//! and each `partition_max_bytes` (the first batch is returned whole even when larger, so a
+//! consumer can always make progress). Waits up to `max_wait_ms` for `min_bytes`, parked on
+//! the replica manager's append notification rather than polling. Fetch sessions (KIP-227) are
+//! not kept: every response has session id 0, which clients treat as "full fetch each time".
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use runnel_protocol::codec::Uuid;
+use runnel_protocol::generated::fetch_request::{FetchPartition, FetchRequest};
+use runnel_protocol::generated::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use runnel_protocol::ErrorCode;
+use runnel_storage::StorageError;
+
+use crate::broker::Broker;
+
+/// Kafka clients' default `fetch.max.bytes`, used when a request sends a non-positive limit.
+const DEFAULT_MAX_BYTES: usize = 52_428_800;
+/// Longest wait we honour, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+    if req.session_id != 0 || req.session_epoch > 0 {
+        return FetchResponse {
+            error_code: ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(),
+            ..Default::default()
+        };
+    }
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    loop {
+        // Register for the wake-up before reading, so an append between read and wait is seen.
+        let appended = broker.replicas.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let (response, bytes, errors) = read_all(broker, &req, version);
+        let now = Instant::now();
+        if bytes >= min_bytes || errors || now >= deadline {
+            return response;
+        }
+        let _ = tokio::time::timeout(deadline - now, appended).await;
+    }
+}
+
+/// One pass over every requested partition. Returns the response, the record bytes in it and
+/// whether any partition failed (an error answers at once, as Kafka does).
+fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let image = broker.image();
+    let mut budget = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        DEFAULT_MAX_BYTES
+    };
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let name = if version >= 13 {
+            image.topic_by_id(&topic.topic_id.0).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.clone())
+        };
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let data = match &name {
+                None => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+                Some(n) => read_partition(broker, n, p, req.isolation_level, &mut budget, total == 0),
+            };
+            partitions.push(match data {
+                Ok(d) => {
+                    total += d.records.as_ref().map_or(0, Bytes::len);
+                    d
+                }
+                Err(code) => {
+                    errors = true;
+                    error_partition(p.partition, code)
+                }
+            });
+        }
+        responses.push(FetchableTopicResponse {
+            topic: topic.topic.clone(),
+            topic_id: if version >= 13 { topic.topic_id } else { Uuid::ZERO },
+            partitions,
+            ..Default::default()
+        });
+    }
+    (
+        FetchResponse {
+            responses,
+            ..Default::default()
+        },
+        total,
+        errors,
+    )
+}
+
+fn read_partition(
+    broker: &Broker,
+    topic: &str,
+    p: &FetchPartition,
+    isolation_level: i8,
+    budget: &mut usize,
+    first: bool,
+) -> Result<PartitionData, ErrorCode> {
+    let part = broker
+        .replicas
+        .get(topic, p.partition)
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let epoch = part.leader_epoch();
+    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+        return Err(if p.current_leader_epoch > epoch {
+            ErrorCode::UNKNOWN_LEADER_EPOCH
+        } else {
+            ErrorCode::FENCED_LEADER_EPOCH
+        });
+    }
+    let high_watermark = part.high_watermark();
+    let max_bytes = (p.partition_max_bytes.max(0) as usize).min(*budget);
+    let records = if p.fetch_offset == high_watermark {
+        Bytes::new()
+    } else {
+        let log = part.log();
+        match log.read(p.fetch_offset, max_bytes, high_watermark, first) {
+            Ok(read) => read.records,
+            Err(StorageError::OffsetOutOfRange { .. }) => return Err(ErrorCode::OFFSET_OUT_OF_RANGE),
+            Err(e) => {
+                tracing::warn!(topic, partition = p.partition, error = %e, "fetch read failed");
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+        }
+    };
+    *budget = budget.saturating_sub(records.len());
+    Ok(PartitionData {
+        partition_index: p.partition,
+        error_code: 0,
+        high_watermark,
+        last_stable_offset: high_watermark,
+        log_start_offset: part.log_start_offset(),
+        aborted_transactions: (isolation_level == 1).then(Vec::new),
+        preferred_read_replica: -1,
+        records: Some(records),
+        ..Default::default()
+    })
+}
+
+fn error_partition(partition: i32, code: ErrorCode) -> PartitionData {
+    PartitionData {
+        partition_index: partition,
+        error_code: code.code(),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        records: Some(Bytes::new()),
+        ..Default::default()
+    }
+}

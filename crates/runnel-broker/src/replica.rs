@@ -1,0 +1,248 @@
+//! The replica manager: the partitions this broker hosts, each a `PartitionLog` behind a short
+//! lock, plus the high watermark, the leader epoch and the wake-up for parked fetches.
+//!
+//! The set of partitions follows the metadata image (`sync_with_image`): partitions of new
+//! topics get a log, partitions of removed topics are deleted, config changes reach the logs.
+//!
+//! Invariants: a partition lock is never held across an `.await`; on a single node the high
+//! watermark is the log end offset after every append (the ISR is this broker alone).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use runnel_metadata::image::{MetadataImage, TopicImage};
+use runnel_metadata::records::TopicId;
+use runnel_storage::{FlushPolicy, PartitionLog, StorageError};
+use tokio::sync::Notify;
+
+use crate::topic_config::TopicSettings;
+
+pub type TopicPartition = (String, i32);
+
+/// One hosted partition.
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub topic_id: TopicId,
+    log: Mutex<PartitionLog>,
+    leader_epoch: AtomicI32,
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+    settings: RwLock<Arc<TopicSettings>>,
+    /// Serialises group-commit flushes: whoever holds it syncs for everyone queued behind.
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl Partition {
+    /// Locks the log. Poisoning means a panic mid-append: the log state is unknown, so we stop.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().expect("partition log lock poisoned")
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.log().dir().to_path_buf()
+    }
+
+    pub fn settings(&self) -> Arc<TopicSettings> {
+        self.settings.read().expect("settings lock poisoned").clone()
+    }
+
+    /// Publishes what an append or a deletion changed. Called with the log lock held so the
+    /// published offsets are never older than what a reader of the log sees.
+    pub fn publish(&self, log: &PartitionLog) {
+        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+    }
+
+    /// Waits until every append up to `offset` is on disk (`log.flush.policy=fsync`). Concurrent
+    /// callers share one fdatasync: the first takes the flush lock and syncs everything appended
+    /// so far; those queued behind it find their offset already covered.
+    pub async fn flush_through(&self, offset: i64) -> Result<(), StorageError> {
+        let _turn = self.flush_lock.lock().await;
+        let target = {
+            let log = self.log();
+            if log.flushed_offset() > offset {
+                return Ok(());
+            }
+            log.sync_target()
+        };
+        let synced = target.clone();
+        tokio::task::spawn_blocking(move || synced.sync())
+            .await
+            .map_err(|e| StorageError::Io {
+                path: self.dir(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|e| StorageError::Io {
+                path: self.dir(),
+                source: e,
+            })?;
+        self.log().mark_flushed(target.end_offset);
+        Ok(())
+    }
+}
+
+/// All partitions hosted here.
+pub struct ReplicaManager {
+    node_id: i32,
+    log_dir: PathBuf,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Woken on every append, so parked fetches re-check instead of polling on a timer.
+    pub appended: Notify,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32, log_dir: PathBuf) -> Self {
+        ReplicaManager {
+            node_id,
+            log_dir,
+            partitions: RwLock::new(HashMap::new()),
+            appended: Notify::new(),
+        }
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let map = self.partitions.read().expect("replica map lock poisoned");
+        map.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("replica map lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Brings the hosted partitions in line with `image`: opens (or creates) the log of every
+    /// partition this node replicates, applies config changes, and deletes the logs of topics
+    /// the image no longer has.
+    pub fn sync_with_image(
+        &self,
+        image: &MetadataImage,
+        settings_for: &dyn Fn(&TopicImage) -> TopicSettings,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let mut wanted = HashMap::new();
+        for topic in image.topics() {
+            let settings = Arc::new(settings_for(topic));
+            for p in &topic.partitions {
+                if p.replicas.contains(&self.node_id) {
+                    wanted.insert(
+                        (topic.name.clone(), p.partition),
+                        (topic.clone(), p.leader_epoch, settings.clone()),
+                    );
+                }
+            }
+        }
+        let mut map = self.partitions.write().expect("replica map lock poisoned");
+        let stale: Vec<TopicPartition> = map
+            .iter()
+            .filter(|(tp, part)| wanted.get(*tp).is_none_or(|(t, _, _)| t.id != part.topic_id))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in stale {
+            if let Some(part) = map.remove(&tp) {
+                tracing::info!(topic = %tp.0, partition = tp.1, "deleting partition log");
+                delete_partition(part)?;
+            }
+        }
+        for (tp, (topic, epoch, settings)) in wanted {
+            if let Some(part) = map.get(&tp) {
+                part.leader_epoch.store(epoch, Ordering::Release);
+                let changed = *part.settings() != *settings;
+                if changed {
+                    part.log().update_config(settings.log.clone());
+                    *part.settings.write().expect("settings lock poisoned") = settings;
+                }
+                continue;
+            }
+            let dir = self.log_dir.join(format!("{}-{}", tp.0, tp.1));
+            let log = PartitionLog::open(&dir, Some(topic.id), settings.log.clone(), now_ms)?;
+            let part = Partition {
+                topic: tp.0.clone(),
+                index: tp.1,
+                topic_id: topic.id,
+                high_watermark: AtomicI64::new(log.log_end_offset()),
+                log_start_offset: AtomicI64::new(log.log_start_offset()),
+                log: Mutex::new(log),
+                leader_epoch: AtomicI32::new(epoch),
+                settings: RwLock::new(settings),
+                flush_lock: tokio::sync::Mutex::new(()),
+            };
+            map.insert(tp, Arc::new(part));
+        }
+        Ok(())
+    }
+
+    /// Retention, delayed file deletion and time-based flushing for every partition.
+    pub fn housekeeping(&self, now_ms: i64) {
+        for part in self.all() {
+            let mut log = part.log();
+            let hw = part.high_watermark();
+            if let Err(e) = log.enforce_retention(now_ms, hw) {
+                tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "retention failed");
+            }
+            if let Err(e) = log.purge_deleted(now_ms) {
+                tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "purge failed");
+            }
+            if log.config().flush_policy == FlushPolicy::Kafka {
+                if let Err(e) = log.flush_if_due(now_ms) {
+                    tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "flush failed");
+                }
+            }
+            part.publish(&log);
+        }
+    }
+
+    /// Flushes and closes every log (clean shutdown: indexes are trimmed and trusted next time).
+    pub fn shutdown(&self) {
+        let mut map = self.partitions.write().expect("replica map lock poisoned");
+        for (_, part) in map.drain() {
+            match Arc::try_unwrap(part) {
+                Ok(part) => {
+                    let log = part.log.into_inner().expect("partition log lock poisoned");
+                    if let Err(e) = log.close() {
+                        tracing::warn!(error = %e, "closing partition log failed");
+                    }
+                }
+                Err(part) => {
+                    if let Err(e) = part.log().flush() {
+                        tracing::warn!(error = %e, "flushing partition log failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
+    match Arc::try_unwrap(part) {
+        Ok(part) => part.log.into_inner().expect("partition log lock poisoned").delete(),
+        // A request still holds it; its directory is removed when the topic is re-synced or at
+        // the next start (an unknown directory is not loaded).
+        Err(part) => {
+            tracing::warn!(topic = %part.topic, partition = part.index, "partition busy; deleting its files later");
+            Ok(())
+        }
+    }
+}

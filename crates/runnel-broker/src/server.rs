@@ -1,0 +1,110 @@
+//! Listeners and connections. One task per connection reads a frame, dispatches it, writes
+//! the response, in order (Kafka's per-connection ordering guarantee).
+//!
+//! Limits: a frame larger than `socket.request.max.bytes` closes the connection before its body
+//! is read; a request that does not decode closes it too (as Kafka does); an idle connection
+//! is closed after `connections.max.idle.ms`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use runnel_protocol::frame::{check_frame_size, decode_request_header, RequestHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::apis::{self, Outcome};
+use crate::broker::Broker;
+
+/// Kafka's `connections.max.idle.ms` default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a handler knows about the connection a request came in on.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    pub listener: String,
+    pub peer: SocketAddr,
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true.
+pub async fn run(listener: TcpListener, name: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let ctx = ConnContext { listener: name.clone(), peer };
+                    let broker = broker.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_connection(stream, ctx.clone(), broker, shutdown).await {
+                            tracing::debug!(peer = %ctx.peer, error = %e, "connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    ctx: ConnContext,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let (read_half, mut writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let limit = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let mut prefix = [0u8; 4];
+        tokio::select! {
+            read = tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut prefix)) => match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(ConnError::Protocol("idle connection".into())),
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+        let size = check_frame_size(prefix, limit).map_err(|e| ConnError::Protocol(e.to_string()))?;
+        let mut frame = BytesMut::zeroed(size);
+        reader.read_exact(&mut frame).await?;
+        let mut frame: Bytes = frame.freeze();
+        let header =
+            decode_request_header(&mut frame).map_err(|e| ConnError::Protocol(format!("bad request header: {e}")))?;
+        out.clear();
+        match apis::handle(&broker, &ctx, &header, frame, &mut out).await {
+            Outcome::Respond => writer.write_all(&out).await?,
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => return Err(ConnError::Protocol(close_reason(&header, &reason))),
+        }
+        if out.capacity() > 4 * 1024 * 1024 {
+            // Don't keep a huge fetch buffer alive on an idle connection.
+            out = BytesMut::with_capacity(64 * 1024);
+        }
+    }
+}
+
+fn close_reason(h: &RequestHeader, reason: &str) -> String {
+    format!(
+        "api key {} v{} (correlation id {}): {reason}",
+        h.api_key, h.api_version, h.correlation_id
+    )
+}

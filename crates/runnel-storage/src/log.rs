@@ -1,0 +1,883 @@
+//! `PartitionLog`: the ordered segments of one partition and everything done to them as a whole
+//! — open/recover, append, read, lookups by offset, timestamp and leader epoch, retention,
+//! DeleteRecords, truncation, flushing and deletion.
+//!
+//! Invariants: the last segment is the active one and the only one written to; segments are
+//! keyed by base offset and each one's offsets lie below the next one's base;
+//! `log_start_offset <= log_end_offset`; the active segment is never deleted by retention.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use runnel_protocol::records::{assign_offsets, batches, decode_records, AssignedOffsets, RecordError, TimestampType};
+
+use crate::checkpoint::{
+    read_offset_checkpoint, read_partition_metadata, sync_dir, write_offset_checkpoint, write_partition_metadata,
+};
+use crate::config::{FlushPolicy, LogConfig};
+use crate::epoch::LeaderEpochCache;
+use crate::error::{IoContext, StorageError};
+use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, LOG_SUFFIX};
+
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+const LOG_START_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
+const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Written by `close`, removed by `open`: its presence means the indexes were trimmed and
+/// flushed and can be trusted after checks, so only a crash forces a full recovery scan.
+const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+/// Suffixes of files left over from an interrupted delete, clean or swap.
+const LEFTOVER_SUFFIXES: [&str; 4] = [".deleted", ".cleaned", ".swap", ".tmp"];
+/// Bound on a batch's decompressed size when a timestamp lookup must look at its records.
+const LOOKUP_MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub batch_count: u32,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub size_bytes: u64,
+    pub log_start_offset: i64,
+}
+
+/// Result of a read: whole batches only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadInfo {
+    pub records: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A timestamp lookup's answer (ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+    /// Partition leader epoch of the batch holding the record.
+    pub leader_epoch: i32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub deleted_segments: usize,
+    pub deleted_bytes: u64,
+    pub log_start_offset: i64,
+}
+
+/// What a group commit must fdatasync to cover every append so far: sync `file` outside the
+/// partition lock, then call `mark_flushed(end_offset)`. Earlier segments were synced on roll.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub file: Arc<File>,
+    pub end_offset: i64,
+}
+
+impl SyncTarget {
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    topic: String,
+    partition: i32,
+    topic_id: Option<[u8; 16]>,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    flushed_offset: i64,
+    unflushed_messages: u64,
+    last_flush_ms: i64,
+    epochs: LeaderEpochCache,
+    /// `.deleted` files and when they may be removed.
+    pending_deletes: Vec<(i64, PathBuf)>,
+}
+
+/// `"my-topic-3"` -> `("my-topic", 3)`; also accepts Kafka's `<topic>-<p>.<uuid>-delete` and
+/// `-future` suffixes by rejecting them (they are not live partitions).
+pub fn parse_partition_dir_name(name: &str) -> Option<(String, i32)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let partition: i32 = partition.parse().ok()?;
+    Some((topic.to_string(), partition))
+}
+
+fn base_offset_of(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Removes leftover temporary files and returns the sorted base offsets of the `.log` files.
+fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            std::fs::remove_file(entry.path()).at(&entry.path())?;
+        } else if let Some(base) = base_offset_of(&name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+impl PartitionLog {
+    /// Opens the partition directory `dir` (named `<topic>-<partition>`), creating it if needed
+    /// and recovering after a crash.
+    pub fn open(dir: &Path, topic_id: Option<[u8; 16]>, config: LogConfig, now_ms: i64) -> Result<Self, StorageError> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (topic, partition) = parse_partition_dir_name(&name).ok_or(StorageError::InvalidDirName(name))?;
+        std::fs::create_dir_all(dir).at(dir)?;
+        let topic_id = Self::check_topic_id(dir, topic_id)?;
+        let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = clean_marker.exists();
+        if clean {
+            std::fs::remove_file(&clean_marker).at(&clean_marker)?;
+            sync_dir(dir)?;
+        }
+        let recovery_point = match clean {
+            true => i64::MAX,
+            false => read_offset_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE), &topic, partition)?.unwrap_or(0),
+        };
+        let start_checkpoint = read_offset_checkpoint(&dir.join(LOG_START_CHECKPOINT_FILE), &topic, partition)?;
+        let segments = load_segments(dir, &config, recovery_point, start_checkpoint.unwrap_or(0), now_ms)?;
+        let mut log = Self {
+            dir: dir.to_path_buf(),
+            topic,
+            partition,
+            topic_id,
+            config,
+            segments,
+            log_start_offset: 0,
+            recovery_point: 0,
+            flushed_offset: 0,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            epochs: LeaderEpochCache::open(dir)?,
+            pending_deletes: Vec::new(),
+        };
+        let leo = log.log_end_offset();
+        let first_base = log.segments.keys().next().copied().unwrap_or(0);
+        log.log_start_offset = start_checkpoint.unwrap_or(first_base).max(first_base).min(leo);
+        log.recovery_point = if clean { leo } else { recovery_point.min(leo) };
+        log.flushed_offset = log.recovery_point;
+        log.epochs.truncate_from_end(leo)?;
+        log.epochs.truncate_from_start(log.log_start_offset)?;
+        Ok(log)
+    }
+
+    fn check_topic_id(dir: &Path, wanted: Option<[u8; 16]>) -> Result<Option<[u8; 16]>, StorageError> {
+        let path = dir.join(PARTITION_METADATA_FILE);
+        let stored = read_partition_metadata(&path)?;
+        match (stored, wanted) {
+            (Some(s), Some(w)) if s != w => Err(StorageError::InconsistentTopicId { path }),
+            (None, Some(w)) => {
+                write_partition_metadata(&path, &w)?;
+                Ok(Some(w))
+            }
+            (s, w) => Ok(w.or(s)),
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    pub fn topic_id(&self) -> Option<[u8; 16]> {
+        self.topic_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    fn active(&self) -> &Segment {
+        // Invariant: a log always has at least one segment (open and truncation create one).
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has a segment")
+    }
+
+    /// Appends validated v2 batches as leader: rewrites base offsets (from the log end offset)
+    /// and partition leader epochs in place, writes them, updates indexes and the epoch cache,
+    /// rolls segments as configured and flushes per `flush.messages` / `flush.ms`.
+    pub fn append_as_leader(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let assigned = assign_offsets(batches, self.log_end_offset(), leader_epoch)?;
+        self.append_assigned(batches, &assigned, now_ms)?;
+        self.epochs.assign(leader_epoch, assigned.first_offset)?;
+        self.after_append(&assigned, now_ms)?;
+        Ok(self.append_info(&assigned, batches.len()))
+    }
+
+    /// Appends batches that already carry their offsets (a follower copying its leader). The
+    /// first base offset must be at or above the log end offset; gaps are allowed (compaction).
+    pub fn append_as_follower(&mut self, batches_buf: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let (assigned, epochs) = follower_offsets(batches_buf, self.log_end_offset())?;
+        self.append_assigned(batches_buf, &assigned, now_ms)?;
+        for (epoch, offset) in epochs {
+            self.epochs.assign(epoch, offset)?;
+        }
+        self.after_append(&assigned, now_ms)?;
+        Ok(self.append_info(&assigned, batches_buf.len()))
+    }
+
+    fn append_info(&self, a: &AssignedOffsets, size_bytes: usize) -> AppendInfo {
+        AppendInfo {
+            first_offset: a.first_offset,
+            last_offset: a.last_offset,
+            batch_count: a.batch_count,
+            max_timestamp: a.max_timestamp,
+            offset_of_max_timestamp: a.offset_of_max_timestamp,
+            size_bytes: size_bytes as u64,
+            log_start_offset: self.log_start_offset,
+        }
+    }
+
+    fn append_assigned(&mut self, buf: &[u8], assigned: &AssignedOffsets, now_ms: i64) -> Result<(), StorageError> {
+        let size_bytes = buf.len() as u64;
+        if size_bytes > self.config.segment_bytes || size_bytes > u64::from(u32::MAX / 2) {
+            return Err(StorageError::RecordsTooLarge {
+                size_bytes,
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let rules = RollRules {
+            segment_bytes: self.config.segment_bytes,
+            segment_ms: self.config.segment_ms,
+        };
+        if self
+            .active()
+            .should_roll(size_bytes, assigned.last_offset, &rules, now_ms)
+        {
+            self.roll(now_ms)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().append(buf, assigned, interval)
+    }
+
+    fn after_append(&mut self, assigned: &AssignedOffsets, now_ms: i64) -> Result<(), StorageError> {
+        let messages = (assigned.last_offset - assigned.first_offset + 1).max(0) as u64;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(messages);
+        if self.config.flush_policy == FlushPolicy::Kafka {
+            self.flush_if_due(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes if `flush.messages` or `flush.ms` is exceeded (call periodically for `flush.ms`).
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let by_count = self.unflushed_messages >= self.config.flush_messages;
+        let by_time = self.unflushed_messages > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms;
+        if by_count || by_time {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset. The old one is trimmed and synced, and
+    /// the recovery point moves past it, as Kafka does on roll.
+    fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let new_base = self.log_end_offset();
+        let old = self.active_mut();
+        old.make_inactive()?;
+        old.flush()?;
+        let segment = Segment::create(&self.dir, new_base, self.config.index_bytes(), now_ms)?;
+        self.segments.insert(new_base, segment);
+        sync_dir(&self.dir)?;
+        self.recovery_point = self.recovery_point.max(new_base);
+        self.flushed_offset = self.flushed_offset.max(new_base);
+        self.write_recovery_point()
+    }
+
+    fn write_recovery_point(&self) -> Result<(), StorageError> {
+        let path = self.dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
+        write_offset_checkpoint(&path, &self.topic, self.partition, self.recovery_point)
+    }
+
+    fn write_log_start(&self) -> Result<(), StorageError> {
+        let path = self.dir.join(LOG_START_CHECKPOINT_FILE);
+        write_offset_checkpoint(&path, &self.topic, self.partition, self.log_start_offset)
+    }
+
+    fn out_of_range(&self, offset: i64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Reads whole batches starting with the one holding `start_offset`, up to `max_bytes`
+    /// (one batch regardless when `min_one_batch`), from a single segment, stopping before any
+    /// batch that reaches `max_offset_exclusive` (e.g. the high watermark).
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset_exclusive: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, StorageError> {
+        let leo = self.log_end_offset();
+        if start_offset < self.log_start_offset || start_offset > leo {
+            return Err(self.out_of_range(start_offset));
+        }
+        let limits = ReadLimits {
+            max_bytes,
+            max_offset_exclusive,
+            min_one_batch,
+        };
+        let mut records = Bytes::new();
+        if let Some((segment, at)) = self.locate(start_offset)? {
+            records = segment.read_from(at.position, &limits)?;
+        }
+        Ok(ReadInfo {
+            records,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: leo,
+        })
+    }
+
+    /// The segment and batch holding the first offset `>= offset`.
+    fn locate(&self, offset: i64) -> Result<Option<(&Segment, BatchPosition)>, StorageError> {
+        let floor = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range(floor..).map(|(_, s)| s) {
+            if let Some(at) = segment.find_batch(offset)? {
+                return Ok(Some((segment, at)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets by timestamp: the first record (at or after the log start offset) whose
+    /// timestamp is `>= timestamp`, resolved to the record as Kafka does.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>, StorageError> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp < timestamp || segment.next_offset <= self.log_start_offset {
+                continue;
+            }
+            let mut position = segment.timestamp_search_start(timestamp);
+            while let Some(at) = segment.next_batch(position)? {
+                position += at.header.total_size_bytes() as u64;
+                let h = &at.header;
+                if h.max_timestamp < timestamp || h.last_offset() < self.log_start_offset {
+                    continue;
+                }
+                if let Some(found) = self.record_at_or_after(segment, &at, timestamp)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record of the batch at `at` with a timestamp `>= timestamp`.
+    fn record_at_or_after(
+        &self,
+        segment: &Segment,
+        at: &BatchPosition,
+        timestamp: i64,
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        let h = &at.header;
+        let epoch = h.partition_leader_epoch;
+        if h.timestamp_type() == TimestampType::LogAppendTime {
+            let offset = h.base_offset.max(self.log_start_offset);
+            return Ok(Some(TimestampAndOffset {
+                timestamp: h.max_timestamp,
+                offset,
+                leader_epoch: epoch,
+            }));
+        }
+        let batch = segment.read_batch_at(at)?;
+        let records = decode_records(&batch, LOOKUP_MAX_DECOMPRESSED_BYTES)?;
+        Ok(records.iter().find_map(|r| {
+            let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+            let offset = h.base_offset + i64::from(r.offset_delta);
+            (ts >= timestamp && offset >= self.log_start_offset).then_some(TimestampAndOffset {
+                timestamp: ts,
+                offset,
+                leader_epoch: epoch,
+            })
+        }))
+    }
+
+    /// ListOffsets -3: the largest timestamp in the log and the offset of the first record
+    /// carrying it (Kafka's `offsetOfMaxTimestamp`); `None` for an empty log.
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, StorageError> {
+        let mut best: Option<&Segment> = None;
+        for s in self.segments.values() {
+            if s.max_timestamp >= 0 && best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                best = Some(s);
+            }
+        }
+        let Some(segment) = best else { return Ok(None) };
+        let max_ts = segment.max_timestamp;
+        let mut position = segment.timestamp_search_start(max_ts);
+        while let Some(at) = segment.next_batch(position)? {
+            position += at.header.total_size_bytes() as u64;
+            if at.header.max_timestamp == max_ts {
+                return self.record_at_or_after(segment, &at, max_ts);
+            }
+        }
+        Ok(None)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` and deletes segments wholly below
+    /// it. Checking `offset` against the high watermark is the caller's job.
+    pub fn delete_records_before(&mut self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
+        if offset > self.log_end_offset() || offset < 0 {
+            return Err(self.out_of_range(offset));
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.write_log_start()?;
+            self.epochs.truncate_from_start(offset)?;
+        }
+        self.delete_segments_below_start(now_ms)?;
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_start(&mut self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let start = self.log_start_offset;
+        let mut outcome = RetentionOutcome::default();
+        while let Some(base) = self.oldest_deletable(i64::MAX, |_, next_base| next_base <= start) {
+            outcome.deleted_bytes += self.delete_segment(base, now_ms)?;
+            outcome.deleted_segments += 1;
+        }
+        outcome.log_start_offset = self.log_start_offset;
+        Ok(outcome)
+    }
+
+    /// The oldest segment if it is not the active one, lies below `upper_bound_offset` and
+    /// satisfies `predicate(segment, next segment's base)`.
+    fn oldest_deletable(&self, upper_bound_offset: i64, predicate: impl Fn(&Segment, i64) -> bool) -> Option<i64> {
+        let mut iter = self.segments.iter();
+        let (base, segment) = iter.next()?;
+        let (next_base, _) = iter.next()?;
+        (*next_base <= upper_bound_offset && predicate(segment, *next_base)).then_some(*base)
+    }
+
+    /// Removes a segment from the log: renamed to `.deleted` now, removed after
+    /// `file.delete.delay.ms`. Returns its size.
+    fn delete_segment(&mut self, base: i64, now_ms: i64) -> Result<u64, StorageError> {
+        let Some(segment) = self.segments.remove(&base) else {
+            return Ok(0);
+        };
+        let size = segment.size_bytes;
+        let due = now_ms.saturating_add(self.config.file_delete_delay_ms);
+        for path in segment.rename_to_deleted()? {
+            self.pending_deletes.push((due, path));
+        }
+        self.purge_deleted(now_ms)?;
+        Ok(size)
+    }
+
+    /// Removes `.deleted` files whose delay has passed.
+    pub fn purge_deleted(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let mut keep = Vec::new();
+        for (due, path) in std::mem::take(&mut self.pending_deletes) {
+            if due > now_ms {
+                keep.push((due, path));
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
+                _ => {}
+            }
+        }
+        self.pending_deletes = keep;
+        Ok(())
+    }
+
+    /// Applies `retention.ms` (by each segment's largest timestamp) and `retention.bytes`,
+    /// never touching the active segment or data at or above `high_watermark`, then advances
+    /// the log start offset past deleted segments.
+    pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<RetentionOutcome, StorageError> {
+        let mut outcome = RetentionOutcome::default();
+        let retention_ms = self.config.retention_ms;
+        if retention_ms >= 0 {
+            while let Some(base) = self.oldest_deletable(high_watermark, |s, _| {
+                now_ms.saturating_sub(largest_timestamp(s)) > retention_ms
+            }) {
+                outcome.deleted_bytes += self.delete_segment(base, now_ms)?;
+                outcome.deleted_segments += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            while let Some(base) = self.oldest_deletable(high_watermark, |s, _| excess - s.size_bytes as i64 >= 0) {
+                let size = self.delete_segment(base, now_ms)?;
+                excess -= size as i64;
+                outcome.deleted_bytes += size;
+                outcome.deleted_segments += 1;
+            }
+        }
+        self.advance_start_to_first_segment()?;
+        let below = self.delete_segments_below_start(now_ms)?;
+        outcome.deleted_segments += below.deleted_segments;
+        outcome.deleted_bytes += below.deleted_bytes;
+        outcome.log_start_offset = self.log_start_offset;
+        Ok(outcome)
+    }
+
+    fn advance_start_to_first_segment(&mut self) -> Result<(), StorageError> {
+        let first = self.segments.keys().next().copied().unwrap_or(self.log_start_offset);
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+            self.write_log_start()?;
+            self.epochs.truncate_from_start(first)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every batch holding offsets `>= offset` (a whole batch goes if `offset` falls
+    /// inside it). Below the log start offset the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let first_base = self.segments.keys().next().copied().unwrap_or(0);
+        if offset < self.log_start_offset || offset <= first_base {
+            return self.truncate_fully_and_start_at(offset.max(0), now_ms);
+        }
+        let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
+        let was_active = doomed.is_empty();
+        for base in doomed {
+            self.delete_segment(base, now_ms)?;
+        }
+        let index_bytes = self.config.index_bytes();
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        if !was_active {
+            active.make_active(index_bytes)?;
+        }
+        active.truncate_to(offset, interval)?;
+        self.after_truncation()
+    }
+
+    fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            self.delete_segment(base, now_ms)?;
+        }
+        let segment = Segment::create(&self.dir, offset, self.config.index_bytes(), now_ms)?;
+        self.segments.insert(offset, segment);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.write_log_start()?;
+        self.epochs.clear()?;
+        self.after_truncation()
+    }
+
+    fn after_truncation(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        self.epochs.truncate_from_end(leo)?;
+        self.recovery_point = self.recovery_point.min(leo);
+        self.flushed_offset = self.flushed_offset.min(leo);
+        self.write_recovery_point()
+    }
+
+    /// OffsetForLeaderEpoch: `(epoch, end offset)`, or `None` for an unknown epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// The cached `(epoch, start offset)` pairs, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries().to_vec()
+    }
+
+    /// New settings apply to the next append, roll and retention pass.
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// fdatasyncs the active segment (earlier ones were synced on roll) and its indexes, and
+    /// moves the recovery point to the log end offset.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        self.active().flush()?;
+        self.flushed_offset = leo;
+        self.unflushed_messages = 0;
+        if self.recovery_point != leo {
+            self.recovery_point = leo;
+            self.write_recovery_point()?;
+        }
+        Ok(())
+    }
+
+    pub fn sync_target(&self) -> SyncTarget {
+        SyncTarget {
+            file: self.active().log_file(),
+            end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Records that a group commit made everything below `offset` durable.
+    pub fn mark_flushed(&mut self, offset: i64) {
+        let offset = offset.min(self.log_end_offset());
+        if offset > self.flushed_offset {
+            self.flushed_offset = offset;
+            self.unflushed_messages = 0;
+        }
+    }
+
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    /// Flushes, trims the active segment's indexes and marks the shutdown clean.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().make_inactive()?;
+        self.flush()?;
+        self.write_log_start()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::write(&marker, b"").at(&marker)?;
+        sync_dir(&self.dir)
+    }
+
+    /// Deletes the partition: renames the directory to `<topic>-<partition>.<hex>-delete`
+    /// (so a crash midway never leaves a live-looking partition) and removes it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        let hex = self
+            .topic_id
+            .map_or_else(random_hex, |id| id.iter().map(|b| format!("{b:02x}")).collect());
+        drop(self);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = dir.with_file_name(format!("{name}.{hex}-delete"));
+        std::fs::rename(&dir, &target).at(&dir)?;
+        if let Some(parent) = target.parent() {
+            sync_dir(parent)?;
+        }
+        std::fs::remove_dir_all(&target).at(&target)
+    }
+
+    /// Path of the `.log` file of every segment, oldest first (tests, DescribeLogDirs).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.values().map(|s| s.log_path().to_path_buf()).collect()
+    }
+}
+
+/// Retention clock of a segment: its largest timestamp, or the file's mtime if it has none.
+fn largest_timestamp(segment: &Segment) -> i64 {
+    if segment.max_timestamp >= 0 {
+        return segment.max_timestamp;
+    }
+    std::fs::metadata(segment.log_path())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |d| d.as_millis() as i64)
+}
+
+/// Header walk over batches that already carry offsets: checks they increase from
+/// `log_end_offset` and collects the epoch changes.
+fn follower_offsets(buf: &[u8], log_end_offset: i64) -> Result<(AssignedOffsets, Vec<(i32, i64)>), StorageError> {
+    let mut out: Option<AssignedOffsets> = None;
+    let mut epochs: Vec<(i32, i64)> = Vec::new();
+    let mut next = log_end_offset;
+    for item in batches(buf) {
+        let (h, _) = item?;
+        if h.base_offset < next || h.last_offset_delta < 0 {
+            return Err(StorageError::OffsetBelowLogEnd {
+                offset: h.base_offset,
+                log_end_offset: next,
+            });
+        }
+        if epochs.last().is_none_or(|(e, _)| h.partition_leader_epoch > *e) {
+            epochs.push((h.partition_leader_epoch, h.base_offset));
+        }
+        let a = out.get_or_insert(AssignedOffsets {
+            first_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            batch_count: 0,
+            max_timestamp: h.max_timestamp,
+            offset_of_max_timestamp: h.last_offset(),
+            first_batch_max_timestamp: h.max_timestamp,
+        });
+        a.batch_count += 1;
+        a.last_offset = h.last_offset();
+        if h.max_timestamp > a.max_timestamp {
+            (a.max_timestamp, a.offset_of_max_timestamp) = (h.max_timestamp, h.last_offset());
+        }
+        next = h.last_offset() + 1;
+    }
+    let assigned = out.ok_or(StorageError::InvalidRecords(RecordError::Empty))?;
+    Ok((assigned, epochs))
+}
+
+/// Opens every segment, trusting or recovering each, and creates a first one if there is none.
+fn load_segments(
+    dir: &Path,
+    config: &LogConfig,
+    recovery_point: i64,
+    start_offset: i64,
+    now_ms: i64,
+) -> Result<BTreeMap<i64, Segment>, StorageError> {
+    let bases = scan_dir(dir)?;
+    remove_orphan_indexes(dir, &bases)?;
+    let mut segments = BTreeMap::new();
+    for (i, base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
+        let segment = load_segment(dir, config, *base, next_base, recovery_point, now_ms)?;
+        if let Some(nb) = next_base {
+            if segment.next_offset > nb {
+                return Err(StorageError::CorruptSegment {
+                    path: segment.log_path().to_path_buf(),
+                    position: segment.size_bytes,
+                    reason: format!(
+                        "offsets reach {} past the next segment's base {nb}",
+                        segment.next_offset - 1
+                    ),
+                });
+            }
+        }
+        segments.insert(*base, segment);
+    }
+    if segments.is_empty() {
+        let segment = Segment::create(dir, start_offset.max(0), config.index_bytes(), now_ms)?;
+        segments.insert(segment.base_offset, segment);
+        sync_dir(dir)?;
+    }
+    Ok(segments)
+}
+
+fn load_segment(
+    dir: &Path,
+    config: &LogConfig,
+    base: i64,
+    next_base: Option<i64>,
+    recovery_point: i64,
+    now_ms: i64,
+) -> Result<Segment, StorageError> {
+    let is_last = next_base.is_none();
+    let index_bytes = config.index_bytes();
+    let interval = config.index_interval_bytes;
+    let mut segment = Segment::open(dir, base, is_last.then_some(index_bytes), now_ms)?;
+    let past_recovery_point = next_base.is_none_or(|nb| nb > recovery_point);
+    if !past_recovery_point && segment.load_trusted(interval) {
+        return Ok(segment);
+    }
+    if past_recovery_point && is_last && recovery_point == i64::MAX && segment.load_trusted(interval) {
+        return Ok(segment);
+    }
+    segment.make_active(index_bytes)?;
+    let outcome = segment.scan_and_rebuild(interval)?;
+    if let Some(reason) = outcome.problem {
+        if !is_last {
+            return Err(StorageError::CorruptSegment {
+                path: segment.log_path().to_path_buf(),
+                position: outcome.valid_bytes,
+                reason,
+            });
+        }
+        tracing::warn!(path = %segment.log_path().display(), position = outcome.valid_bytes, %reason, "truncating the log's torn or corrupt tail");
+        segment.truncate_file_to_size()?;
+    }
+    if !is_last {
+        segment.make_inactive()?;
+    }
+    Ok(segment)
+}
+
+fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((stem, suffix)) = name.split_once('.') else {
+            continue;
+        };
+        if suffix != "index" && suffix != "timeindex" {
+            continue;
+        }
+        let has_log = stem
+            .parse::<i64>()
+            .is_ok_and(|b| bases.contains(&b) && file_name(b, LOG_SUFFIX).starts_with(stem));
+        if !has_log {
+            std::fs::remove_file(entry.path()).at(&entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! Append, read, roll, lookups, retention, DeleteRecords and truncation.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use runnel_protocol::records::{set_log_append_time_all, validate_batch, Compression, OffsetDensity};
+use runnel_storage::{parse_partition_dir_name, LogConfig, PartitionLog, StorageError};
+
+#[test]
+fn append_assigns_offsets_and_reads_back_whole_batches() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(root.path()), LogConfig::default());
+    let mut b1 = batch(3, 1_000);
+    let mut b2 = batch(5, 2_000);
+    let info1 = log.append_as_leader(&mut b1, 4, 10).unwrap();
+    let info2 = log.append_as_leader(&mut b2, 4, 10).unwrap();
+    assert_eq!((info1.first_offset, info1.last_offset), (0, 2));
+    assert_eq!((info2.first_offset, info2.last_offset), (3, 7));
+    assert_eq!(log.log_end_offset(), 8);
+
+    let read = log.read(4, 1 << 20, i64::MAX, false).unwrap();
+    let hs = headers(&read.records);
+    assert_eq!(hs.len(), 1, "offset 4 lives in the second batch");
+    assert_eq!((hs[0].base_offset, hs[0].partition_leader_epoch), (3, 4));
+    validate_batch(&read.records, OffsetDensity::Dense).unwrap();
+    assert_eq!(
+        read.records.as_ref(),
+        b2.as_slice(),
+        "stored bytes are the rewritten input"
+    );
+
+    assert!(log.read(8, 100, i64::MAX, false).unwrap().records.is_empty());
+    assert!(matches!(
+        log.read(9, 100, i64::MAX, false),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn read_limits_max_bytes_min_one_batch_and_max_offset() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(root.path()), LogConfig::default());
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        let mut b = batch(2, 0);
+        sizes.push(b.len());
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    let two = sizes[0] + sizes[1];
+    assert_eq!(headers(&log.read(0, two, i64::MAX, false).unwrap().records).len(), 2);
+    assert_eq!(
+        headers(&log.read(0, two + 1, i64::MAX, false).unwrap().records).len(),
+        2
+    );
+    assert!(log.read(0, 10, i64::MAX, false).unwrap().records.is_empty());
+    assert_eq!(headers(&log.read(0, 10, i64::MAX, true).unwrap().records).len(), 1);
+    // High watermark 3 falls inside the second batch (offsets 2..3): it is excluded.
+    assert_eq!(headers(&log.read(0, 1 << 20, 3, false).unwrap().records).len(), 1);
+    assert_eq!(headers(&log.read(0, 1 << 20, 4, false).unwrap().records).len(), 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_appends_read_back_at_random_offsets(
+        counts in proptest::collection::vec((1usize..20, 0usize..200), 1..60),
+        probes in proptest::collection::vec(any::<prop::sample::Index>(), 1..20),
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = partition_dir(root.path());
+        let mut log = open(&dir, small_config());
+        let mut expected = Vec::new(); // (base, last, bytes)
+        for (i, (count, value_bytes)) in counts.iter().enumerate() {
+            let mut b = batch_with(*count, i as i64 * 10, *value_bytes, Compression::None);
+            let info = log.append_as_leader(&mut b, 1, 0).unwrap();
+            expected.push((info.first_offset, info.last_offset, b));
+        }
+        let leo = expected.last().unwrap().1 + 1;
+        prop_assert_eq!(log.log_end_offset(), leo);
+        for probe in probes {
+            let offset = probe.index(leo as usize) as i64;
+            let read = log.read(offset, 1 << 16, i64::MAX, true).unwrap();
+            let first = headers(&read.records)[0];
+            prop_assert!(first.base_offset <= offset && offset <= first.last_offset());
+            let at = expected.iter().position(|(b, _, _)| *b == first.base_offset).unwrap();
+            let mut pos = 0;
+            for (_, _, bytes) in &expected[at..] {
+                if pos >= read.records.len() { break; }
+                prop_assert_eq!(&read.records[pos..pos + bytes.len()], bytes.as_slice());
+                pos += bytes.len();
+            }
+            prop_assert_eq!(pos, read.records.len());
+        }
+        let all = read_all(&log);
+        prop_assert_eq!(all.len(), expected.len());
+        // Reopen after a clean close and compare again.
+        log.close().unwrap();
+        let log = open(&dir, small_config());
+        prop_assert_eq!(log.log_end_offset(), leo);
+        prop_assert_eq!(read_all(&log), all);
+    }
+}
+
+#[test]
+fn rolls_by_size_and_by_time() {
+    let root = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 1_000,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
+    let mut b = batch_with(1, 0, 1500, Compression::None);
+    log.append_as_leader(&mut b, 0, 0).unwrap();
+    log.append_as_leader(&mut b, 0, 0).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append_as_leader(&mut b, 0, 0).unwrap();
+    assert_eq!(log.segment_count(), 2, "third 1.5 KB batch does not fit in 4 KB");
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+
+    // Batches carry timestamp 0; 1001 ms later the active segment is too old.
+    let mut small = batch(1, 0);
+    log.append_as_leader(&mut small, 0, 500).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    log.append_as_leader(&mut small, 0, 1_001).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 4]);
+    assert_eq!(read_all(&log).len(), 5);
+}
+
+#[test]
+fn index_lookups_find_batches_across_many_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(root.path()), small_config());
+    for i in 0..300 {
+        let mut b = batch(1 + i % 4, i as i64);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    assert!(log.segment_count() > 5);
+    for offset in 0..log.log_end_offset() {
+        let read = log.read(offset, 1, i64::MAX, true).unwrap();
+        let h = headers(&read.records);
+        assert_eq!(h.len(), 1);
+        assert!(
+            h[0].base_offset <= offset && offset <= h[0].last_offset(),
+            "offset {offset}"
+        );
+    }
+}
+
+#[test]
+fn offset_for_timestamp_resolves_to_the_record() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(root.path()), small_config());
+    // Batch i holds 4 records with timestamps 100*i .. 100*i+3, offsets 4i .. 4i+3.
+    for i in 0..100i64 {
+        let compression = if i % 2 == 0 {
+            Compression::None
+        } else {
+            Compression::Zstd
+        };
+        let mut b = batch_with(4, 100 * i, 50, compression);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    assert!(log.segment_count() > 1);
+    let found = log.offset_for_timestamp(702).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (30, 702));
+    let found = log.offset_for_timestamp(750).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (32, 800));
+    let found = log.offset_for_timestamp(-5).unwrap().unwrap();
+    assert_eq!(found.offset, 0);
+    assert_eq!(log.offset_for_timestamp(9_904).unwrap(), None);
+
+    let max = log.max_timestamp_and_offset().unwrap().unwrap();
+    assert_eq!((max.timestamp, max.offset), (9_903, 399));
+}
+
+#[test]
+fn log_append_time_lookups_use_the_batch_timestamp() {
+    let root = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(root.path()), LogConfig::default());
+    for append_ms in [5_000, 6_000] {
+        let mut b = batch(3, 10);
+        set_log_append_time_all(&mut b, append_ms).unwrap();
+        log.append_as_leader(&mut b, 0, append_ms).unwrap();
+    }
+    let found = log.offset_for_timestamp(5_500).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (3, 6_000));
+    let max = log.max_timestamp_and_offset().unwrap().unwrap();
+    assert_eq!((max.offset, max.timestamp), (3, 6_000));
+}
+
+#[test]
+fn retention_by_time_and_bytes_never_deletes_the_active_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 1_000,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config.clone(), 0).unwrap();
+    for i in 0..10i64 {
+        let mut b = batch_with(1, i * 100, 1500, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 4);
+    // now 1_250: segments whose newest record is older than 250 go.
+    let outcome = log.enforce_retention(1_250, i64::MAX).unwrap();
+    assert!(outcome.deleted_segments >= 1);
+    assert!(log.segment_base_offsets()[0] >= 2);
+    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+    assert!(log.read(0, 100, i64::MAX, true).is_err());
+
+    let outcome = log.enforce_retention(1_000_000, i64::MAX).unwrap();
+    assert!(outcome.deleted_segments >= 1);
+    assert_eq!(log.segment_count(), 1, "only the active segment survives");
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+
+    // Retention by bytes on a fresh log.
+    let root2 = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: 5_000,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root2.path()), None, config, 0).unwrap();
+    for _ in 0..10 {
+        let mut b = batch_with(1, 0, 1500, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    log.enforce_retention(0, i64::MAX).unwrap();
+    assert!(log.size_bytes() <= 5_000 + 4096, "size {}", log.size_bytes());
+    assert!(log.size_bytes() > 1_500);
+    let leftover: Vec<_> = std::fs::read_dir(partition_dir(root2.path()))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".deleted"))
+        .collect();
+    assert!(leftover.is_empty(), "file.delete.delay.ms=0 removes files at once");
+}
+
+#[test]
+fn retention_stops_at_the_high_watermark() {
+    let root = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 0,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
+    for _ in 0..6 {
+        let mut b = batch_with(1, 0, 1500, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    log.enforce_retention(10_000, 0).unwrap();
+    assert_eq!(log.log_start_offset(), 0, "nothing below a high watermark of 0 may go");
+}
+
+#[test]
+fn deleted_files_wait_for_the_delay() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let config = LogConfig {
+        file_delete_delay_ms: 500,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
+    for _ in 0..6 {
+        let mut b = batch_with(1, 0, 1500, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    log.delete_records_before(4, 1_000).unwrap();
+    let deleted = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".deleted"))
+            .count()
+    };
+    assert!(deleted(&dir) > 0);
+    log.purge_deleted(1_499).unwrap();
+    assert!(deleted(&dir) > 0);
+    log.purge_deleted(1_500).unwrap();
+    assert_eq!(deleted(&dir), 0);
+}
+
+#[test]
+fn delete_records_moves_the_log_start_and_survives_reopen() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    for _ in 0..20 {
+        let mut b = batch_with(2, 0, 400, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    assert_eq!(log.delete_records_before(13, 0).unwrap(), 13);
+    assert!(matches!(
+        log.read(12, 100, i64::MAX, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    let read = log.read(13, 100, i64::MAX, true).unwrap();
+    assert_eq!(
+        headers(&read.records)[0].base_offset,
+        12,
+        "whole batch holding offset 13"
+    );
+    assert!(log.segment_base_offsets()[0] <= 13);
+    assert!(log.segment_base_offsets().len() < 10);
+    assert_eq!(log.delete_records_before(5, 0).unwrap(), 13, "never moves backwards");
+    assert!(log.delete_records_before(41, 0).is_err());
+    log.close().unwrap();
+    let log = open(&dir, small_config());
+    assert_eq!(log.log_start_offset(), 13);
+    assert_eq!(log.log_end_offset(), 40);
+}
+
+#[test]
+fn truncate_to_drops_whole_batches_and_epochs() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    for i in 0..30 {
+        let mut b = batch_with(2, i, 300, Compression::None);
+        log.append_as_leader(&mut b, i as i32 / 10, 0).unwrap();
+    }
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 20), (2, 40)]);
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 40)));
+    log.truncate_to(25, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 24, "offset 25 is inside batch 24..25, which goes");
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 20)]);
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 24)));
+    let mut b = batch(1, 0);
+    assert_eq!(log.append_as_leader(&mut b, 3, 0).unwrap().first_offset, 24);
+    assert_eq!(read_all(&log).last().unwrap().base_offset, 24);
+    log.truncate_to(0, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert_eq!(log.latest_epoch(), None);
+}
+
+#[test]
+fn follower_append_keeps_offsets_and_epochs() {
+    let root = tempfile::tempdir().unwrap();
+    let mut leader = open(&partition_dir(root.path()), LogConfig::default());
+    let mut b = batch(3, 0);
+    leader.append_as_leader(&mut b, 7, 0).unwrap();
+    let follower_root = tempfile::tempdir().unwrap();
+    let mut follower = open(&partition_dir(follower_root.path()), LogConfig::default());
+    let data = leader.read(0, 1 << 20, i64::MAX, true).unwrap().records;
+    follower.append_as_follower(&data, 0).unwrap();
+    assert_eq!(follower.log_end_offset(), 3);
+    assert_eq!(follower.latest_epoch(), Some(7));
+    assert!(
+        follower.append_as_follower(&data, 0).is_err(),
+        "offsets below the log end"
+    );
+}
+
+#[test]
+fn flush_and_group_commit_bookkeeping() {
+    let root = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_policy: runnel_storage::FlushPolicy::Fsync,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
+    let mut b = batch(4, 0);
+    log.append_as_leader(&mut b, 0, 0).unwrap();
+    assert_eq!(log.flushed_offset(), 0);
+    let target = log.sync_target();
+    assert_eq!(target.end_offset, 4);
+    target.sync().unwrap();
+    log.mark_flushed(target.end_offset);
+    assert_eq!(log.flushed_offset(), 4);
+
+    let root = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: 5,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
+    log.append_as_leader(&mut batch(4, 0), 0, 0).unwrap();
+    assert_eq!(log.flushed_offset(), 0);
+    log.append_as_leader(&mut batch(1, 0), 0, 0).unwrap();
+    assert_eq!(log.flushed_offset(), 5, "flush.messages=5 reached");
+}
+
+#[test]
+fn checkpoint_files_use_kafka_formats() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let id = [7u8; 16];
+    let mut log = PartitionLog::open(&dir, Some(id), LogConfig::default(), 0).unwrap();
+    log.append_as_leader(&mut batch(2, 0), 5, 0).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).unwrap(),
+        "0\n1\n5 0\n"
+    );
+    let meta = std::fs::read_to_string(dir.join("partition.metadata")).unwrap();
+    assert_eq!(
+        meta,
+        format!("version: 0\ntopic_id: {}\n", runnel_storage::topic_id_to_string(&id))
+    );
+    log.close().unwrap();
+    assert!(matches!(
+        PartitionLog::open(&dir, Some([8u8; 16]), LogConfig::default(), 0),
+        Err(StorageError::InconsistentTopicId { .. })
+    ));
+    let log = PartitionLog::open(&dir, None, LogConfig::default(), 0).unwrap();
+    assert_eq!(log.topic_id(), Some(id));
+    assert!(dir.join("00000000000000000000.log").exists());
+    log.delete().unwrap();
+    assert!(!dir.exists());
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn partition_dir_names() {
+    assert_eq!(parse_partition_dir_name("my-topic-3"), Some(("my-topic".into(), 3)));
+    assert_eq!(
+        parse_partition_dir_name("__consumer_offsets-49"),
+        Some(("__consumer_offsets".into(), 49))
+    );
+    assert_eq!(parse_partition_dir_name("topic"), None);
+    assert_eq!(parse_partition_dir_name("-3"), None);
+    assert_eq!(parse_partition_dir_name("t-3.abcdef-delete"), None);
+    assert_eq!(parse_partition_dir_name("t-x"), None);
+}

@@ -1,0 +1,258 @@
+//! Crash recovery: torn tails, corrupt tails, damaged indexes, and disk faults mid-log.
+//! A "crash" is dropping the log without `close`, so no clean-shutdown marker is written.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use runnel_protocol::records::Compression;
+use runnel_storage::{PartitionLog, StorageError};
+
+/// Appends `n` batches of 2 records (~420 bytes each); returns `(base offset, size)` per batch.
+fn fill(log: &mut PartitionLog, n: usize) -> Vec<(i64, usize)> {
+    (0..n)
+        .map(|i| {
+            let mut b = batch_with(2, i as i64 * 10, 180, Compression::None);
+            let info = log.append_as_leader(&mut b, 0, 0).unwrap();
+            (info.first_offset, b.len())
+        })
+        .collect()
+}
+
+fn last_log_file(dir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// Checks every batch below `leo` reads back and that appends continue at `leo`.
+fn assert_intact_and_appendable(dir: &Path, leo: i64) {
+    let mut log = open(dir, small_config());
+    assert_eq!(log.log_end_offset(), leo);
+    let all = read_all(&log);
+    let mut expected = 0;
+    for h in &all {
+        assert_eq!(h.base_offset, expected);
+        expected = h.last_offset() + 1;
+    }
+    assert_eq!(expected, leo);
+    let mut b = batch(3, 0);
+    assert_eq!(log.append_as_leader(&mut b, 0, 0).unwrap().first_offset, leo);
+    assert_eq!(read_all(&log).len(), all.len() + 1);
+}
+
+#[test]
+fn torn_tail_mid_batch_is_truncated() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    let batches = fill(&mut log, 25);
+    drop(log); // crash
+    let tail = last_log_file(&dir);
+    let len = file_len(&tail);
+    let (last_base, last_size) = *batches.last().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&tail)
+        .unwrap()
+        .set_len(len - last_size as u64 / 2)
+        .unwrap();
+    assert_intact_and_appendable(&dir, last_base);
+}
+
+#[test]
+fn corrupt_bytes_in_the_tail_fail_the_crc_and_are_truncated() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    let batches = fill(&mut log, 25);
+    drop(log);
+    let tail = last_log_file(&dir);
+    let len = file_len(&tail);
+    let (second_last_base, _) = batches[batches.len() - 2];
+    let (_, last_size) = *batches.last().unwrap();
+    // Damage the record payload of the second-to-last batch: it and everything after goes.
+    let at = len - last_size as u64 - 30;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tail)
+        .unwrap()
+        .write_all_at(b"garbage!", at)
+        .unwrap();
+    assert_intact_and_appendable(&dir, second_last_base);
+}
+
+#[test]
+fn trailing_zeros_from_preallocation_are_dropped() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 5);
+    drop(log);
+    let tail = last_log_file(&dir);
+    let len = file_len(&tail);
+    OpenOptions::new()
+        .write(true)
+        .open(&tail)
+        .unwrap()
+        .set_len(len + 1000)
+        .unwrap();
+    let log = open(&dir, small_config());
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(file_len(&tail), len, "the zero tail is cut off");
+    drop(log);
+    assert_intact_and_appendable(&dir, 10);
+}
+
+fn index_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn damaged_indexes_after_clean_close_are_rebuilt() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    let batches = fill(&mut log, 40);
+    let leo = log.log_end_offset();
+    log.close().unwrap();
+    let offsets = index_files(&dir, "index");
+    let times = index_files(&dir, "timeindex");
+    assert!(offsets.len() >= 3);
+    // Older segment: index cut to an odd length; next: entries pointing past the log;
+    // active: time index with decreasing timestamps.
+    let f = OpenOptions::new().write(true).open(&offsets[0]).unwrap();
+    f.set_len(file_len(&offsets[0]) - 3).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&offsets[1])
+        .unwrap()
+        .write_all_at(&[0xff; 8], 0)
+        .unwrap();
+    let t = times.last().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(t)
+        .unwrap()
+        .write_all_at(&[0x7f; 12], 0)
+        .unwrap();
+    assert_intact_and_appendable(&dir, leo);
+
+    let log = open(&dir, small_config());
+    for (base, _) in &batches {
+        let read = log.read(*base, 1, i64::MAX, true).unwrap();
+        assert_eq!(headers(&read.records)[0].base_offset, *base);
+    }
+    let found = log.offset_for_timestamp(205).unwrap().unwrap();
+    assert_eq!(found.offset, 42, "batch 21 holds offsets 42..43 at timestamps 210..211");
+}
+
+#[test]
+fn truncated_indexes_after_a_crash_are_rebuilt() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 40);
+    let leo = log.log_end_offset();
+    drop(log);
+    for path in index_files(&dir, "index")
+        .into_iter()
+        .chain(index_files(&dir, "timeindex"))
+    {
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(file_len(&path) / 2 + 1).unwrap();
+    }
+    assert_intact_and_appendable(&dir, leo);
+}
+
+#[test]
+fn crc_failure_in_an_older_segment_is_a_disk_fault() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 40);
+    drop(log);
+    // Force a full recovery scan, as after a crash before the first roll's checkpoint.
+    std::fs::remove_file(dir.join("recovery-point-offset-checkpoint")).unwrap();
+    let mut logs: Vec<PathBuf> = index_files(&dir, "log");
+    logs.sort();
+    assert!(logs.len() >= 3);
+    OpenOptions::new()
+        .write(true)
+        .open(&logs[0])
+        .unwrap()
+        .write_all_at(b"bitrot", 200)
+        .unwrap();
+    match PartitionLog::open(&dir, None, small_config(), 0) {
+        Err(StorageError::CorruptSegment { path, .. }) => assert_eq!(path, logs[0]),
+        Err(other) => panic!("expected CorruptSegment, got {other}"),
+        Ok(_) => panic!("corruption in the middle of the log was skipped"),
+    }
+}
+
+#[test]
+fn reopen_after_clean_close_and_after_crash_agree() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 30);
+    let leo = log.log_end_offset();
+    let before = read_all(&log);
+    log.close().unwrap();
+    assert!(dir.join("clean-shutdown").exists());
+    for p in index_files(&dir, "index") {
+        assert_eq!(file_len(&p) % 8, 0);
+        assert!(file_len(&p) < 4096, "index files are trimmed on close");
+    }
+    let log = open(&dir, small_config());
+    assert!(!dir.join("clean-shutdown").exists());
+    assert_eq!(read_all(&log), before);
+    drop(log); // crash
+    let log = open(&dir, small_config());
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(read_all(&log), before);
+}
+
+#[test]
+fn leftover_files_are_removed_on_open() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 3);
+    log.close().unwrap();
+    for name in [
+        "00000000000000000000.log.deleted",
+        "00000000000000000007.log.cleaned",
+        "x.swap",
+        "00000000000000000099.index",
+    ] {
+        std::fs::write(dir.join(name), b"junk").unwrap();
+    }
+    let log = open(&dir, small_config());
+    assert_eq!(log.log_end_offset(), 6);
+    for name in [
+        "00000000000000000000.log.deleted",
+        "00000000000000000007.log.cleaned",
+        "x.swap",
+        "00000000000000000099.index",
+    ] {
+        assert!(!dir.join(name).exists(), "{name} should be gone");
+    }
+}
