@@ -57,40 +57,73 @@ def wait_partitions(chk: c.Checker, admin: AdminClient, topic: str) -> None:
         time.sleep(0.2)
 
 
-def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]]) -> None:
+def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]],
+            idempotent: bool = False) -> None:
+    bad: list[str] = []
+    fatal: list[str] = []
+
+    def on_error(err):
+        # Transport hiccups are retried by librdkafka; anything else (e.g. a fatal idempotence
+        # error when InitProducerId is refused) means the produce phase failed.
+        if err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            fatal.append(f"{err.name()}: {err.str()}")
+
     p = Producer({
         "bootstrap.servers": c.bootstrap(),
-        "compression.type": codec,
+        "compression.type": "none" if idempotent else codec,
         "linger.ms": 20,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 500000,
         "queue.buffering.max.kbytes": 1048576,
-        "enable.idempotence": False,
+        "enable.idempotence": idempotent,
         "acks": "all",
+        "message.timeout.ms": 60000,
+        "error_cb": on_error,
     })
-    bad: list[str] = []
+
+    purged = [0]
 
     def on_delivery(err, msg):
         if err is not None:
-            bad.append(f"delivery error {err} for key {msg.key()!r}")
+            if err.code() == KafkaError._PURGE_QUEUE:
+                purged[0] += 1  # librdkafka purges its queue after a fatal producer error
+            else:
+                bad.append(f"delivery error {err.name()}: {err.str()} for key {msg.key()!r}")
             return
         seq = c.key_seq(msg.key(), msg.partition())
         if seq is None or msg.offset() != seq:
             bad.append(f"delivery report key {msg.key()!r} at partition {msg.partition()} "
                        f"offset {msg.offset()}, want offset {seq}")
 
-    for m in c.interleaved(parts):
-        while True:
-            try:
-                p.produce(topic, value=m.value, key=m.key, partition=m.partition,
-                          headers=list(m.headers), timestamp=m.timestamp_ms,
-                          on_delivery=on_delivery)
+    left = -1
+    try:
+        for m in c.interleaved(parts):
+            if fatal:
                 break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
-    left = p.flush(60)
-    chk.expect_eq(left, 0, "Produce: messages still undelivered after 60 s flush")
+            while True:
+                try:
+                    p.produce(topic, value=m.value, key=m.key, partition=m.partition,
+                              headers=list(m.headers), timestamp=m.timestamp_ms,
+                              on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        deadline = time.monotonic() + 60
+        left = p.flush(1)
+        while left and time.monotonic() < deadline and not fatal:
+            left = p.flush(1)
+    except (KafkaException, SystemError) as e:
+        # A fatal producer error (e.g. idempotence refused) is raised from poll/flush; the
+        # SystemError wraps it when it happens inside a delivery callback.
+        fatal.append(str(e.__cause__ or e))
+    if purged[0]:
+        chk.fail(f"Produce: {purged[0]} messages purged by librdkafka after a fatal producer "
+                 "error (librdkafka's FATAL line on stderr says why)")
+    for e in fatal[:3]:
+        chk.fail(f"Produce: producer error {e}")
+    if not fatal:
+        chk.expect_eq(left, 0, "Produce: messages still undelivered after flush")
     for b in bad[:c.MAX_DIFFS_SHOWN]:
         chk.fail(f"Produce: {b}")
     if len(bad) > c.MAX_DIFFS_SHOWN:
@@ -163,16 +196,21 @@ def check_offsets_for_times(chk: c.Checker, topic: str, parts: list[list[c.Msg]]
 def check_configs(chk: c.Checker, admin: AdminClient, topic: str, override: bool) -> None:
     res = ConfigResource(ResourceType.TOPIC, topic)
     entries = admin.describe_configs([res], request_timeout=30)[res].result(timeout=30)
-    configs = {name: (e.value, e.source.name if hasattr(e.source, "name") else str(e.source))
-               for name, e in entries.items()}
-    # librdkafka names sources as in Kafka, e.g. DYNAMIC_TOPIC_CONFIG; normalise UNKNOWN_CONFIG.
+    # ConfigEntry.source is a plain int (Kafka's ConfigSource id) in confluent-kafka 2.x.
+    configs = {name: (e.value, source_name(e.source)) for name, e in entries.items()}
     c.check_topic_configs(chk, configs, override)
     ret = entries.get("retention.ms")
     if override and ret is not None:
         chk.expect(not ret.is_default, "DescribeConfigs retention.ms override reported is_default")
 
 
-def run_codec(codec: str, n: int) -> bool:
+def source_name(source) -> str:
+    if hasattr(source, "name"):
+        return source.name
+    return c.CONFIG_SOURCE_NAMES.get(int(source), f"source{source}")
+
+
+def run_codec(codec: str, n: int, idempotent: bool = False) -> bool:
     chk = c.Checker(f"confluent-kafka/{codec}")
     start = time.monotonic()
     topic = c.topic_name(CLIENT, codec)
@@ -181,11 +219,13 @@ def run_codec(codec: str, n: int) -> bool:
     try:
         admin = admin_client()
         create_topic(chk, admin, topic, override)
-        produce(chk, topic, codec, parts)
+        check_configs(chk, admin, topic, override)
+        produce(chk, topic, codec, parts, idempotent)
+        if not chk.ok:
+            return c.report(chk, time.monotonic() - start, "(consume skipped: produce failed)")
         got = consume_assigned(chk, topic, [len(x) for x in parts])
         c.verify_records(chk, parts, got)
         check_offsets_for_times(chk, topic, parts)
-        check_configs(chk, admin, topic, override)
     except Exception as e:  # noqa: BLE001 - any client exception is a scenario failure
         chk.fail(f"exception: {type(e).__name__}: {e}")
     return c.report(chk, time.monotonic() - start, f"[{n} msgs, topic {topic}]")
@@ -243,6 +283,8 @@ def main() -> int:
     ok = True
     for codec in CODECS:
         ok &= run_codec(codec, n)
+    # enable.idempotence=true: InitProducerId plus producer id/epoch/sequence in every batch.
+    ok &= run_codec("idempotent", min(n, 20000), idempotent=True)
     ok &= run_group(min(n, 20000))
     return 0 if ok else 1
 

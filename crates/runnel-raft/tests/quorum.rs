@@ -127,17 +127,9 @@ async fn snapshot_then_restart_restores_everything() {
         create_topic(&quorum, &format!("t{i}"), 2, i + 1).await.unwrap();
     }
     let expected = quorum.image();
-    wait_for(
-        || dir.path().join("snapshot").exists(),
-        "snapshot file",
-    )
-    .await;
+    wait_for(|| dir.path().join("snapshot").exists(), "snapshot file").await;
     // The log before the snapshot is purged: far fewer frames than the 10+ entries written.
-    wait_for(
-        || dir.path().join("raft-log.meta").exists(),
-        "log purge",
-    )
-    .await;
+    wait_for(|| dir.path().join("raft-log.meta").exists(), "log purge").await;
     let log_bytes = std::fs::read(dir.path().join("raft.log")).unwrap();
     assert!(
         count_frames(&log_bytes) < 5,

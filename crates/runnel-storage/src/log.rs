@@ -321,7 +321,7 @@ impl PartitionLog {
         };
         if self
             .active()
-            .should_roll(size_bytes, assigned.last_offset, &rules, now_ms)
+            .should_roll(size_bytes, assigned.last_offset, assigned.max_timestamp, &rules, now_ms)
         {
             self.roll(now_ms)?;
         }

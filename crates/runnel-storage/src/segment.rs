@@ -304,17 +304,29 @@ impl Segment {
         self.log.set_len(self.size_bytes).at(&self.log_path)
     }
 
-    /// Whether appending `size_bytes` more with offsets up to `last_offset` needs a new segment.
-    pub(crate) fn should_roll(&self, append_bytes: u64, last_offset: i64, rules: &RollRules, now_ms: i64) -> bool {
+    /// Whether appending `size_bytes` more with offsets up to `last_offset` and a largest
+    /// timestamp of `max_timestamp` needs a new segment.
+    ///
+    /// Age follows Kafka's `LogSegment.shouldRoll`: with record timestamps, it is the incoming
+    /// timestamp minus the segment's first batch timestamp (so replaying old data does not roll
+    /// on every batch); without them, wall-clock time since the segment was created.
+    pub(crate) fn should_roll(
+        &self,
+        append_bytes: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        rules: &RollRules,
+        now_ms: i64,
+    ) -> bool {
         if self.is_empty() {
             return false;
         }
         let full = self.size_bytes + append_bytes > rules.segment_bytes;
-        let since = self
-            .first_batch_timestamp
-            .filter(|t| *t >= 0)
-            .unwrap_or(self.created_ms);
-        let aged = now_ms.saturating_sub(since) > rules.segment_ms;
+        let waited = match self.first_batch_timestamp.filter(|t| *t >= 0) {
+            Some(first) => max_timestamp.saturating_sub(first),
+            None => now_ms.saturating_sub(self.created_ms),
+        };
+        let aged = waited > rules.segment_ms;
         let index_full = self.offset_index.is_full() || self.time_index.is_full();
         let offset_overflow = last_offset - self.base_offset > i64::from(i32::MAX);
         full || aged || index_full || offset_overflow

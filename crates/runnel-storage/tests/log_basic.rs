@@ -118,11 +118,13 @@ fn rolls_by_size_and_by_time() {
     assert_eq!(log.segment_count(), 2, "third 1.5 KB batch does not fit in 4 KB");
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
 
-    // Batches carry timestamp 0; 1001 ms later the active segment is too old.
+    // Age is measured in record time, as Kafka does: old timestamps appended much later do
+    // not roll, a batch 1001 ms newer than the segment's first one does.
     let mut small = batch(1, 0);
-    log.append_as_leader(&mut small, 0, 500).unwrap();
+    log.append_as_leader(&mut small, 0, 1_000_000).unwrap();
     assert_eq!(log.segment_count(), 2);
-    log.append_as_leader(&mut small, 0, 1_001).unwrap();
+    let mut newer = batch_with(1, 1_001, 10, Compression::None);
+    log.append_as_leader(&mut newer, 0, 1_000_000).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4]);
     assert_eq!(read_all(&log).len(), 5);
 }

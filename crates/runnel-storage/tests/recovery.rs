@@ -256,3 +256,81 @@ fn leftover_files_are_removed_on_open() {
         assert!(!dir.join(name).exists(), "{name} should be gone");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Cutting the active segment at any byte keeps exactly the batches that end at or before
+    /// the cut, and appends continue right after them.
+    #[test]
+    fn any_torn_tail_keeps_every_whole_batch(
+        counts in proptest::collection::vec(1usize..6, 1..40),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = partition_dir(root.path());
+        let mut log = open(&dir, small_config());
+        // (last offset, segment base, end position of the batch within its segment)
+        let mut appended: Vec<(i64, i64, u64)> = Vec::new();
+        for (i, count) in counts.iter().enumerate() {
+            let mut b = batch_with(*count, i as i64, 150, Compression::None);
+            let info = log.append_as_leader(&mut b, 0, 0).unwrap();
+            let base = *log.segment_base_offsets().last().unwrap();
+            let start = appended
+                .last()
+                .filter(|(_, sb, _)| *sb == base)
+                .map_or(0, |(_, _, end)| *end);
+            appended.push((info.last_offset, base, start + b.len() as u64));
+        }
+        drop(log); // crash
+        let tail = last_log_file(&dir);
+        let len = file_len(&tail);
+        let cut_len = cut.index(len as usize + 1) as u64;
+        OpenOptions::new().write(true).open(&tail).unwrap().set_len(cut_len).unwrap();
+
+        let tail_base = appended.last().unwrap().1;
+        let kept: Vec<_> = appended
+            .iter()
+            .filter(|(_, sb, end)| *sb < tail_base || *end <= cut_len)
+            .collect();
+        let expected_leo = kept
+            .iter()
+            .rfind(|(_, sb, _)| *sb == tail_base)
+            .map_or(tail_base, |(last, _, _)| last + 1);
+
+        let mut log = open(&dir, small_config());
+        proptest::prop_assert_eq!(log.log_end_offset(), expected_leo);
+        let read = read_all(&log);
+        proptest::prop_assert_eq!(read.len(), kept.len());
+        let mut next = 0;
+        for h in &read {
+            proptest::prop_assert_eq!(h.base_offset, next);
+            next = h.last_offset() + 1;
+        }
+        let mut b = batch(1, 0);
+        let info = log.append_as_leader(&mut b, 0, 0).unwrap();
+        proptest::prop_assert_eq!(info.first_offset, expected_leo);
+    }
+}
+
+#[test]
+fn full_index_rolls_the_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let config = runnel_storage::LogConfig {
+        segment_index_bytes: 24, // three offset entries, two time entries
+        index_interval_bytes: 1,
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&partition_dir(root.path()), None, config.clone(), 0).unwrap();
+    for i in 0..20 {
+        let mut b = batch(1, i);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+    assert!(log.segment_count() >= 5, "segments: {:?}", log.segment_base_offsets());
+    let found = log.offset_for_timestamp(13).unwrap().unwrap();
+    assert_eq!(found.offset, 13);
+    log.close().unwrap();
+    let log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 20);
+    assert_eq!(read_all(&log).len(), 20);
+}
