@@ -275,5 +275,14 @@ def group_apis_available() -> tuple[bool, str]:
     return flag == "1", os.environ.get("GROUP_APIS_REASON", "")
 
 
+INIT_PRODUCER_ID = 22
+
+
+def broker_lacks_api(api_key: int) -> bool:
+    """True only when run.sh's ApiVersions probe ran and did not list api_key."""
+    listed = os.environ.get("BROKER_APIS", "")
+    return bool(listed) and str(api_key) not in listed.split(",")
+
+
 def deadline_s(default: float = 120.0) -> float:
     return time.monotonic() + float(os.environ.get("PHASE_TIMEOUT_S", str(default)))

@@ -3,7 +3,8 @@ the consumer-group APIs are advertised.
 
 Owns one raw ApiVersions v0 exchange (no client library, so it works before install.sh and
 against any Kafka-compatible broker). Never sends anything else.
-Output (stdout): `GROUP_APIS=1` or `GROUP_APIS=0` and `GROUP_APIS_REASON=...`, shell-sourceable.
+Output (stdout), shell-sourceable: `BROKER_APIS=<comma-separated api keys>`, `GROUP_APIS=1|0`
+and `GROUP_APIS_REASON=...`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main() -> int:
                       file=sys.stderr)
                 return 1
             time.sleep(0.1)
+    print(f"BROKER_APIS={','.join(str(k) for k in sorted(apis))}")
     missing = [name for key, name in API_NAMES.items() if key not in apis]
     if missing:
         print("GROUP_APIS=0")

@@ -67,7 +67,7 @@ if ! PROBE="$("$PY" "$HERE/probe.py" "$BOOTSTRAP" "${STARTUP_TIMEOUT_S:-60}")"; 
   exit 1
 fi
 eval "$PROBE"
-export GROUP_APIS GROUP_APIS_REASON
+export BROKER_APIS GROUP_APIS GROUP_APIS_REASON
 [[ "$GROUP_APIS" == 1 ]] || echo "run.sh: group scenarios will be skipped: $GROUP_APIS_REASON"
 echo "run.sh: MESSAGES=$MESSAGES RUN_ID=$RUN_ID BOOTSTRAP=$BOOTSTRAP"
 
@@ -98,6 +98,7 @@ run_scenario() {
   fi
 }
 
+run_scenario selftest "$PY" "$HERE/selftest_checks.py"
 for client in $CLIENTS; do
   case "$client" in
     confluent)    run_scenario confluent "$PY" "$HERE/scenario_confluent.py" ;;

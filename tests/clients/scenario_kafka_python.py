@@ -160,6 +160,9 @@ def run_codec(codec: str, n: int, note: str = "", defaults: bool = False) -> boo
     override = codec != "none"
     parts = c.plan(n, CLIENT, codec, c.base_timestamp_ms())
     _PARTS = parts
+    if codec == "idempotent" and c.broker_lacks_api(c.INIT_PRODUCER_ID):
+        chk.fail("broker does not advertise InitProducerId (ApiVersions key 22), which every "
+                 "idempotent producer needs first")
     try:
         admin = admin_client()
         try:
