@@ -15,7 +15,7 @@ cd "$HERE"
 
 export MESSAGES="${MESSAGES:-100000}"
 export RUN_ID="${RUN_ID:-$(date +%s)-$$}"
-SCENARIO_TIMEOUT_S="${SCENARIO_TIMEOUT_S:-600}"
+SCENARIO_TIMEOUT_S="${SCENARIO_TIMEOUT_S:-300}"
 CLIENTS="${CLIENTS:-confluent kafka-python aiokafka kafkajs kcat}"
 
 "$HERE/install.sh"
@@ -71,9 +71,14 @@ export BROKER_APIS GROUP_APIS GROUP_APIS_REASON
 [[ "$GROUP_APIS" == 1 ]] || echo "run.sh: group scenarios will be skipped: $GROUP_APIS_REASON"
 echo "run.sh: MESSAGES=$MESSAGES RUN_ID=$RUN_ID BOOTSTRAP=$BOOTSTRAP"
 
-passed=0; failed=0; skipped=0
+passed=0; failed=0; skipped=0; broker_died=0
 run_scenario() {
   local client="$1"; shift
+  if [[ $broker_died -eq 1 ]]; then
+    echo "RESULT FAIL $client -- not run: the broker died earlier"
+    failed=$((failed + 1))
+    return
+  fi
   local out="$TMP_DIR/$client.out" rc=0 t0 t1
   t0=$(date +%s)
   echo "=== $client"
@@ -95,6 +100,7 @@ run_scenario() {
     tail -n 40 "$TMP_DIR/broker.log" >&2 || true
     failed=$((failed + 1))
     BROKER_PID=""
+    broker_died=1
   fi
 }
 

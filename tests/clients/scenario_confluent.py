@@ -23,8 +23,10 @@ def admin_client() -> AdminClient:
     return AdminClient({"bootstrap.servers": c.bootstrap()})
 
 
-def create_topic(chk: c.Checker, admin: AdminClient, topic: str, override: bool) -> None:
+def create_topic(chk: c.Checker, admin: AdminClient, topic: str, override: bool,
+                 configs: dict | None = None) -> None:
     cfg = {"retention.ms": c.OVERRIDE_RETENTION_MS} if override else {}
+    cfg.update(configs or {})
     fut = admin.create_topics([NewTopic(topic, num_partitions=c.PARTITIONS,
                                         replication_factor=1, config=cfg)],
                               operation_timeout=30, request_timeout=30)[topic]
@@ -258,6 +260,116 @@ def run_small_fetch(n: int) -> bool:
                     f"[{n} msgs, fetch.max.bytes=1024, topic {topic}]")
 
 
+def produce_one(p: Producer, topic: str, **kw) -> tuple:
+    """Produce one record to partition 0 and wait for its delivery report: (error, offset, ts)."""
+    out: list = []
+    p.produce(topic, partition=0, on_delivery=lambda err, msg: out.append(
+        (err, msg.offset(), msg.timestamp())), **kw)
+    p.flush(30)
+    return out[0] if out else ("no delivery report within 30 s", None, None)
+
+
+def read_partition0(chk: c.Checker, topic: str, count: int) -> list:
+    cons = new_consumer(f"unused-{topic}")
+    out: list = []
+    try:
+        cons.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 30
+        while len(out) < count and time.monotonic() < deadline:
+            for m in cons.consume(num_messages=100, timeout=0.5):
+                if m.error():
+                    chk.fail(f"Fetch error: {m.error()}")
+                    return out
+                out.append(m)
+    finally:
+        cons.close()
+    return out
+
+
+EDGE_RECORDS = [
+    dict(key=None, value=b"null key"),
+    dict(key=b"null value", value=None),
+    dict(key=b"", value=b""),
+    dict(key=b"near limit", value=b"x" * 15000),
+    dict(key=bytes(range(256)), value=bytes(range(256)) * 4,
+         headers=[("bin", bytes(range(256))), ("bin", b"")]),
+]
+
+
+def run_edge() -> bool:
+    """Null/empty keys and values, binary data, and max.message.bytes enforcement: a record over
+    the topic's limit gets MESSAGE_TOO_LARGE and takes no offset."""
+    chk = c.Checker("confluent-kafka/edge-records")
+    start = time.monotonic()
+    topic = c.topic_name(CLIENT, "edge")
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, topic, False, {"max.message.bytes": "20000"})
+        p = Producer({"bootstrap.servers": c.bootstrap(), "linger.ms": 0,
+                      "enable.idempotence": False, "acks": "all", "message.timeout.ms": 30000})
+        for i, rec in enumerate(EDGE_RECORDS):
+            err, off, _ = produce_one(p, topic, **rec)
+            chk.expect(err is None and off == i, f"Produce edge record {i}: error {err}, "
+                       f"offset {off}, want offset {i}")
+        err, off, _ = produce_one(p, topic, key=b"too big", value=b"y" * 30000)
+        code = err.code() if isinstance(err, KafkaError) else err
+        chk.expect_eq(code, KafkaError.MSG_SIZE_TOO_LARGE,
+                      f"Produce 30000-byte record to topic with max.message.bytes=20000 "
+                      f"(error {err}, offset {off})")
+        err, off, _ = produce_one(p, topic, key=b"after", value=b"after")
+        chk.expect(err is None and off == len(EDGE_RECORDS),
+                   f"Produce after rejected record: error {err}, offset {off}, "
+                   f"want offset {len(EDGE_RECORDS)} (a rejected record takes no offset)")
+        want = EDGE_RECORDS + [dict(key=b"after", value=b"after")]
+        got = read_partition0(chk, topic, len(want))
+        chk.expect_eq(len(got), len(want), "edge records read back")
+        for i, (w, m) in enumerate(zip(want, got)):
+            g = dict(key=m.key(), value=m.value())
+            if "headers" in w:
+                g["headers"] = [(k, v if v is not None else b"") for k, v in m.headers() or []]
+            w_cmp = dict(w)
+            if g != w_cmp or m.offset() != i:
+                chk.fail(f"edge record {i}: got offset {m.offset()} "
+                         f"{ {k: c.short(v) if isinstance(v, bytes) else v for k, v in g.items()} }"
+                         f", want {i} { {k: c.short(v) if isinstance(v, bytes) else v for k, v in w.items()} }")
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start, f"[topic {topic}]")
+
+
+def run_log_append_time(n: int) -> bool:
+    """message.timestamp.type=LogAppendTime: the broker replaces producer timestamps with its
+    append time and marks them as such; DescribeConfigs shows the override."""
+    chk = c.Checker("confluent-kafka/log-append-time")
+    start = time.monotonic()
+    topic = c.topic_name(CLIENT, "lat")
+    parts = c.plan(n, CLIENT, "lat", c.base_timestamp_ms() - 86_400_000)
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, topic, False, {"message.timestamp.type": "LogAppendTime"})
+        before_ms = int(time.time() * 1000)
+        produce(chk, topic, "lz4", parts)
+        after_ms = int(time.time() * 1000)
+        got = consume_assigned(chk, topic, [len(x) for x in parts])
+        c.verify_records(chk, parts, got, check_timestamps=False)
+        for p, recs in got.items():
+            bad = [g for g in recs if g.timestamp_type != "append"
+                   or not before_ms - 1000 <= g.timestamp_ms <= after_ms + 1000]
+            if bad:
+                chk.fail(f"partition {p}: {len(bad)} records not LogAppendTime within "
+                         f"[{before_ms}, {after_ms}], first: type {bad[0].timestamp_type} "
+                         f"ts {bad[0].timestamp_ms}")
+        res = ConfigResource(ResourceType.TOPIC, topic)
+        e = admin.describe_configs([res], request_timeout=30)[res].result(timeout=30).get(
+            "message.timestamp.type")
+        chk.expect_eq((e.value, source_name(e.source)) if e else None,
+                      ("LogAppendTime", "DYNAMIC_TOPIC_CONFIG"),
+                      "DescribeConfigs message.timestamp.type (value, source)")
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start, f"[{n} msgs, topic {topic}]")
+
+
 def run_group(n: int) -> bool:
     name = "confluent-kafka/group"
     ok, reason = c.group_apis_available()
@@ -312,6 +424,8 @@ def main() -> int:
         ok &= run_codec(codec, n)
     # enable.idempotence=true: InitProducerId plus producer id/epoch/sequence in every batch.
     ok &= run_small_fetch(min(n, 20000))
+    ok &= run_edge()
+    ok &= run_log_append_time(min(n, 3000))
     ok &= run_codec("idempotent", min(n, 20000), idempotent=True)
     ok &= run_group(min(n, 20000))
     return 0 if ok else 1

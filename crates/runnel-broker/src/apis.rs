@@ -65,7 +65,7 @@ pub async fn handle(
     if key == ApiKey::ApiVersions && !in_range {
         // KIP-511: answer an unknown ApiVersions version with a v0 body and UNSUPPORTED_VERSION,
         // listing what we support, so the client can retry with a version we know.
-        let response = handlers::api_versions::response(ErrorCode::UNSUPPORTED_VERSION.code());
+        let response = handlers::api_versions::unsupported_version_response();
         return respond(out, header, key, 0, &ResponseBody::ApiVersions(response));
     }
     if !in_range {
@@ -111,7 +111,7 @@ async fn dispatch(
 ) -> Option<ResponseBody> {
     let v = header.api_version;
     Some(match request {
-        RequestBody::ApiVersions(_) => handlers::api_versions::response(0).into(),
+        RequestBody::ApiVersions(_) => handlers::api_versions::response().into(),
         RequestBody::Metadata(r) => handlers::metadata::handle(broker, ctx, r, v).await.into(),
         RequestBody::Produce(r) => return handlers::produce::handle(broker, r, v).await.map(Into::into),
         RequestBody::Fetch(r) => handlers::fetch::handle(broker, r, v).await.into(),

@@ -84,9 +84,7 @@ async fn serve_connection(
             _ = shutdown.changed() => return Ok(()),
         }
         let size = check_frame_size(prefix, limit).map_err(|e| ConnError::Protocol(e.to_string()))?;
-        let mut frame = BytesMut::zeroed(size);
-        reader.read_exact(&mut frame).await?;
-        let mut frame: Bytes = frame.freeze();
+        let mut frame: Bytes = read_frame(&mut reader, size).await?;
         let header =
             decode_request_header(&mut frame).map_err(|e| ConnError::Protocol(format!("bad request header: {e}")))?;
         out.clear();
@@ -100,6 +98,22 @@ async fn serve_connection(
             out = BytesMut::with_capacity(64 * 1024);
         }
     }
+}
+
+/// Reads a `size`-byte frame body. Memory grows with the bytes that actually arrive (in steps of
+/// at most `FRAME_CHUNK`), so a client that only claims a large frame costs nothing.
+async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R, size: usize) -> Result<Bytes, ConnError> {
+    const FRAME_CHUNK: usize = 1 << 20;
+    let mut frame = BytesMut::with_capacity(size.min(FRAME_CHUNK));
+    while frame.len() < size {
+        let want = (size - frame.len()).min(FRAME_CHUNK);
+        frame.reserve(want);
+        let n = (&mut *reader).take(want as u64).read_buf(&mut frame).await?;
+        if n == 0 {
+            return Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    Ok(frame.freeze())
 }
 
 fn close_reason(h: &RequestHeader, reason: &str) -> String {
