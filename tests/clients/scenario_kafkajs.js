@@ -192,6 +192,10 @@ async function consumeGroup (chk, admin, topic, parts, groupId) {
   const finished = new Promise(resolve => { done = resolve })
   const total = want.reduce((a, b) => a + b, 0)
   let seen = 0
+  consumer.on(consumer.events.CRASH, ev => {
+    chk.fail(`consumer crashed: ${ev.payload.error && ev.payload.error.message}`)
+    done()
+  })
   try {
     await consumer.subscribe({ topics: [topic], fromBeginning: true })
     await consumer.run({

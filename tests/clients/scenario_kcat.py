@@ -25,9 +25,10 @@ HEADERS = (("client", b"kcat"), ("dup", b"1"), ("dup", b"2"))
 KCAT_TIMEOUT_S = 120
 
 
-def kcat(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def kcat(args: list[str], stdin: bytes | None = None,
+         timeout_s: float = KCAT_TIMEOUT_S) -> subprocess.CompletedProcess:
     return subprocess.run(["kcat", "-b", c.bootstrap(), "-m", "30", *args], input=stdin,
-                          capture_output=True, timeout=KCAT_TIMEOUT_S)
+                          capture_output=True, timeout=timeout_s)
 
 
 def check_metadata(chk: c.Checker, topic: str) -> None:
@@ -173,7 +174,15 @@ def run_group(n: int) -> bool:
         admin = sc.admin_client()
         sc.create_topic(chk, admin, topic, False)
         produce(chk, topic, "none", parts)
-        r = kcat(["-G", group, "-X", "auto.offset.reset=earliest", "-e", "-J", "-q", topic])
+        limit_s = c.deadline_s() - time.monotonic()
+        try:
+            r = kcat(["-G", group, "-X", "auto.offset.reset=earliest", "-e", "-J", "-q", topic],
+                     timeout_s=limit_s)
+        except subprocess.TimeoutExpired as e:
+            lines = len((e.stdout or b"").splitlines())
+            chk.fail(f"kcat -G did not reach the end within {limit_s:.0f} s "
+                     f"({lines} records printed): {(e.stderr or b'').decode(errors='replace')[:300]}")
+            return c.report(chk, time.monotonic() - start, f"[{n} msgs, group {group}]")
         if r.returncode != 0:
             chk.fail(f"kcat -G rc={r.returncode}: {r.stderr.decode(errors='replace')[:400]}")
         got: dict[int, list[c.Got]] = {p: [] for p in range(c.PARTITIONS)}

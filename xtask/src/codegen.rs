@@ -580,17 +580,17 @@ fn write_stmt(f: &Field, compact: &str, within: &Versions) -> String {
 fn sample_scalar(ty: &Ty) -> String {
     match ty {
         Ty::Bool => "g.coin()".into(),
-        Ty::I8 => "g.next() as i8".into(),
-        Ty::I16 => "g.next() as i16".into(),
-        Ty::U16 => "g.next() as u16".into(),
-        Ty::I32 => "g.next() as i32".into(),
-        Ty::I64 => "g.next() as i64".into(),
-        Ty::F64 => "(g.next() as i32) as f64".into(),
+        Ty::I8 => "g.next_u64() as i8".into(),
+        Ty::I16 => "g.next_u64() as i16".into(),
+        Ty::U16 => "g.next_u64() as u16".into(),
+        Ty::I32 => "g.next_u64() as i32".into(),
+        Ty::I64 => "g.next_u64() as i64".into(),
+        Ty::F64 => "(g.next_u64() as i32) as f64".into(),
         Ty::Uuid => "g.uuid()".into(),
         Ty::Str => "g.string()".into(),
         Ty::Bytes | Ty::Records => "g.bytes()".into(),
         Ty::Struct(n) => format!("{n}::sample(g, version)"),
-        Ty::Array(inner) => format!("(0..g.len()).map(|_| {}).collect()", sample_scalar(inner)),
+        Ty::Array(inner) => format!("(0..g.array_len()).map(|_| {}).collect()", sample_scalar(inner)),
     }
 }
 

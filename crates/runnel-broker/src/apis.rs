@@ -30,6 +30,20 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    // Group coordinator (classic protocol and committed offsets).
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -125,8 +139,23 @@ async fn dispatch(
         RequestBody::DescribeCluster(r) => handlers::describe_cluster::handle(broker, ctx, r).into(),
         RequestBody::DescribeTopicPartitions(r) => handlers::describe_topic_partitions::handle(broker, r).into(),
         RequestBody::DescribeLogDirs(r) => handlers::describe_log_dirs::handle(broker, r).into(),
+        RequestBody::DescribeProducers(r) => handlers::describe_producers::handle(broker, r).into(),
+        RequestBody::InitProducerId(r) => handlers::init_producer_id::handle(broker, r).await.into(),
         RequestBody::DeleteRecords(r) => handlers::delete_records::handle(broker, r).into(),
         RequestBody::OffsetForLeaderEpoch(r) => handlers::offset_for_leader_epoch::handle(broker, r).into(),
+        RequestBody::FindCoordinator(r) => handlers::find_coordinator::handle(broker, ctx, r, v).await.into(),
+        RequestBody::JoinGroup(r) => handlers::join_group::handle(broker, ctx, header.client_id.as_deref(), r, v)
+            .await
+            .into(),
+        RequestBody::SyncGroup(r) => handlers::sync_group::handle(broker, r, v).await.into(),
+        RequestBody::Heartbeat(r) => handlers::heartbeat::handle(broker, r).into(),
+        RequestBody::LeaveGroup(r) => handlers::leave_group::handle(broker, r, v).into(),
+        RequestBody::OffsetCommit(r) => handlers::offset_commit::handle(broker, r, v).into(),
+        RequestBody::OffsetFetch(r) => handlers::offset_fetch::handle(broker, r, v).into(),
+        RequestBody::DescribeGroups(r) => handlers::describe_groups::handle(broker, r).into(),
+        RequestBody::ListGroups(r) => handlers::list_groups::handle(broker, r).into(),
+        RequestBody::DeleteGroups(r) => handlers::delete_groups::handle(broker, r).into(),
+        RequestBody::OffsetDelete(r) => handlers::offset_delete::handle(broker, r).into(),
         other => {
             // Unreachable while SUPPORTED and this match agree; answer rather than panic.
             tracing::error!(api = other.api_key().name(), "advertised API without a handler");

@@ -63,6 +63,10 @@ pub struct Broker {
     /// Advertised endpoints by listener name (ports resolved after binding).
     pub endpoints: Vec<AdvertisedEndpoint>,
     pub started: Instant,
+    /// The group coordinator (classic groups and committed offsets).
+    pub groups: crate::group::GroupRuntime,
+    /// The current block of producer ids (InitProducerId).
+    pub producer_ids: crate::producer_ids::ProducerIdManager,
 }
 
 impl Broker {
@@ -175,11 +179,15 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         quorum,
         endpoints,
         started,
+        groups: crate::group::GroupRuntime::new(),
+        producer_ids: crate::producer_ids::ProducerIdManager::new(),
     });
     broker.sync_partitions(&broker.image())?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    // Groups are loaded from __consumer_offsets before any listener serves.
+    tasks.push(crate::group::start(&broker, shutdown_rx.clone()).await?);
     for (name, socket) in listeners {
         tasks.push(tokio::spawn(server::run(
             socket,

@@ -8,7 +8,9 @@
 pub mod apis;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handlers;
+pub mod producer_ids;
 pub mod replica;
 pub mod server;
 pub mod topic_config;

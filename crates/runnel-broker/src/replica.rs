@@ -45,6 +45,19 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Kafka's check of a request's `current_leader_epoch` (-1 skips it): a newer epoch than ours
+    /// means our metadata is behind (UNKNOWN_LEADER_EPOCH), an older one means the client's is
+    /// (FENCED_LEADER_EPOCH).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), runnel_protocol::ErrorCode> {
+        use runnel_protocol::ErrorCode;
+        let epoch = self.leader_epoch();
+        match requested {
+            r if r < 0 || r == epoch => Ok(()),
+            r if r > epoch => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
+            _ => Err(ErrorCode::FENCED_LEADER_EPOCH),
+        }
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
@@ -199,8 +212,11 @@ impl ReplicaManager {
         for part in self.all() {
             let mut log = part.log();
             let hw = part.high_watermark();
-            if let Err(e) = log.enforce_retention(now_ms, hw) {
-                tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "retention failed");
+            // Time and size retention apply only where the cleanup policy includes `delete`.
+            if part.settings().delete {
+                if let Err(e) = log.enforce_retention(now_ms, hw) {
+                    tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "retention failed");
+                }
             }
             if let Err(e) = log.purge_deleted(now_ms) {
                 tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "purge failed");

@@ -81,6 +81,8 @@ pub struct TopicSettings {
     /// `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
     pub compression_type: String,
     pub compact: bool,
+    /// `cleanup.policy` includes `delete` (time/size retention, DeleteRecords allowed).
+    pub delete: bool,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
     pub min_insync_replicas: i32,
@@ -109,6 +111,10 @@ impl TopicSettings {
             flush_policy,
             flush_messages: int("flush.messages", i64::MAX).max(1) as u64,
             flush_ms: int("flush.ms", i64::MAX),
+            producer_id_expiration_ms: broker
+                .effective("producer.id.expiration.ms")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(defaults.producer_id_expiration_ms),
         };
         let timestamp_type = if get("message.timestamp.type") == "LogAppendTime" {
             TimestampType::LogAppendTime
@@ -121,6 +127,7 @@ impl TopicSettings {
             timestamp_type,
             compression_type: get("compression.type"),
             compact: configs::parse_list(&get("cleanup.policy")).contains(&"compact"),
+            delete: configs::parse_list(&get("cleanup.policy")).contains(&"delete"),
             timestamp_before_max_ms: int("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: int("message.timestamp.after.max.ms", 3_600_000),
             min_insync_replicas: int("min.insync.replicas", 1) as i32,

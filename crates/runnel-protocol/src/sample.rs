@@ -21,7 +21,7 @@ impl SampleGen {
         }
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.state;
         x ^= x >> 12;
         x ^= x << 25;
@@ -31,28 +31,28 @@ impl SampleGen {
     }
 
     pub fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.next_u64() & 1 == 1
     }
 
     /// Array lengths stay small so nested messages stay small.
-    pub fn len(&mut self) -> usize {
-        (self.next() % 3) as usize
+    pub fn array_len(&mut self) -> usize {
+        (self.next_u64() % 3) as usize
     }
 
     pub fn string(&mut self) -> String {
-        let n = (self.next() % 12) as usize;
-        (0..n).map(|_| (b'a' + (self.next() % 26) as u8) as char).collect()
+        let n = (self.next_u64() % 12) as usize;
+        (0..n).map(|_| (b'a' + (self.next_u64() % 26) as u8) as char).collect()
     }
 
     pub fn bytes(&mut self) -> Bytes {
-        let n = (self.next() % 24) as usize;
-        (0..n).map(|_| self.next() as u8).collect::<Vec<u8>>().into()
+        let n = (self.next_u64() % 24) as usize;
+        (0..n).map(|_| self.next_u64() as u8).collect::<Vec<u8>>().into()
     }
 
     pub fn uuid(&mut self) -> Uuid {
         let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&self.next().to_be_bytes());
-        id[8..].copy_from_slice(&self.next().to_be_bytes());
+        id[..8].copy_from_slice(&self.next_u64().to_be_bytes());
+        id[8..].copy_from_slice(&self.next_u64().to_be_bytes());
         Uuid(id)
     }
 }

@@ -32,6 +32,9 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// `flush.ms`.
     pub flush_ms: i64,
+    /// `producer.id.expiration.ms` (a broker config): idle time after which a producer's
+    /// state (and so its duplicate detection) is forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -49,6 +52,7 @@ impl Default for LogConfig {
             flush_policy: FlushPolicy::Kafka,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
+            producer_id_expiration_ms: DAY_MS,
         }
     }
 }

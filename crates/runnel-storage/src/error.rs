@@ -37,6 +37,21 @@ pub enum StorageError {
     OffsetBelowLogEnd { offset: i64, log_end_offset: i64 },
     #[error("records of {size_bytes} bytes do not fit in a segment of {segment_bytes} bytes")]
     RecordsTooLarge { size_bytes: u64, segment_bytes: u64 },
+    /// An idempotent batch from an older epoch than the partition has seen (fenced producer).
+    #[error("producer {producer_id} epoch {epoch} is older than the last seen epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+    /// An idempotent batch whose first sequence does not follow the producer's last one.
+    #[error("out of order sequence {first_seq} for producer {producer_id} epoch {epoch} (last sequence {last_seq})")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    },
 }
 
 /// Attaches a path to an `io::Error`.

@@ -3,7 +3,8 @@
 //! Owns: segments (`<20-digit base offset>.log` + `.index` + `.timeindex`), the mmap'd sparse
 //! indexes, recovery after a crash, retention, DeleteRecords, truncation, the leader-epoch cache
 //! and the small checkpoint files beside the segments (`leader-epoch-checkpoint`,
-//! `partition.metadata`, log-start and recovery-point checkpoints).
+//! `partition.metadata`, log-start and recovery-point checkpoints) and the idempotent-producer
+//! state with its `.snapshot` files.
 //!
 //! Must never: depend on tokio or the network, decode records on the append path (appends are
 //! header-only: offsets and leader epoch are rewritten in place), or trust an index read from disk
@@ -24,6 +25,7 @@ mod index;
 mod log;
 #[allow(unsafe_code)] // the mmap wrapper is the one place allowed to use it
 mod mmap;
+mod producer_state;
 mod segment;
 
 pub use checkpoint::{topic_id_from_string, topic_id_to_string};
@@ -32,3 +34,5 @@ pub use error::StorageError;
 pub use log::{
     parse_partition_dir_name, AppendInfo, PartitionLog, ReadInfo, RetentionOutcome, SyncTarget, TimestampAndOffset,
 };
+pub use mmap::disk_space;
+pub use producer_state::{BatchMetadata, ProducerStateEntry, ProducerStateManager, BATCHES_RETAINED};

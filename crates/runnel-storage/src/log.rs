@@ -20,6 +20,7 @@ use crate::checkpoint::{
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
+use crate::producer_state::{self, AppendCheck, BatchMetadata, ProducerStateManager};
 use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, LOG_SUFFIX};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -43,6 +44,9 @@ pub struct AppendInfo {
     pub offset_of_max_timestamp: i64,
     pub size_bytes: u64,
     pub log_start_offset: i64,
+    /// The append was a producer's retry of a batch already in the log: nothing was written and
+    /// the offsets (and `max_timestamp`) are the original batch's.
+    pub duplicate: bool,
 }
 
 /// Result of a read: whole batches only.
@@ -98,6 +102,8 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// `.deleted` files and when they may be removed.
     pending_deletes: Vec<(i64, PathBuf)>,
+    /// Idempotent-producer state as of the log end offset.
+    producers: ProducerStateManager,
 }
 
 /// `"my-topic-3"` -> `("my-topic", 3)`; also accepts Kafka's `<topic>-<p>.<uuid>-delete` and
@@ -187,6 +193,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             epochs: LeaderEpochCache::open(dir)?,
             pending_deletes: Vec::new(),
+            producers: ProducerStateManager::new(),
         };
         let leo = log.log_end_offset();
         let first_base = log.segments.keys().next().copied().unwrap_or(0);
@@ -195,6 +202,7 @@ impl PartitionLog {
         log.flushed_offset = log.recovery_point;
         log.epochs.truncate_from_end(leo)?;
         log.epochs.truncate_from_start(log.log_start_offset)?;
+        log.load_producer_state()?;
         Ok(log)
     }
 
@@ -276,11 +284,56 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
+        self.producers
+            .maybe_remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        let headers = batches_headers(batches)?;
+        let update = match self.producers.check_append(&headers, self.log_end_offset())? {
+            AppendCheck::Duplicate(original) => return Ok(self.duplicate_info(&original)),
+            AppendCheck::Fresh(update) => update,
+        };
         let assigned = assign_offsets(batches, self.log_end_offset(), leader_epoch)?;
         self.append_assigned(batches, &assigned, now_ms)?;
+        self.producers.commit(update);
         self.epochs.assign(leader_epoch, assigned.first_offset)?;
         self.after_append(&assigned, now_ms)?;
         Ok(self.append_info(&assigned, batches.len()))
+    }
+
+    fn duplicate_info(&self, original: &BatchMetadata) -> AppendInfo {
+        AppendInfo {
+            first_offset: original.first_offset,
+            last_offset: original.last_offset,
+            batch_count: 0,
+            max_timestamp: original.timestamp_ms,
+            offset_of_max_timestamp: original.last_offset,
+            size_bytes: 0,
+            log_start_offset: self.log_start_offset,
+            duplicate: true,
+        }
+    }
+
+    /// The idempotent-producer state (DescribeProducers, tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Rebuilds the producer state: the newest snapshot at or below the log end offset, then
+    /// the batches after it.
+    fn load_producer_state(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset();
+        let (state, from) = ProducerStateManager::load_latest_snapshot(&self.dir, leo)?.unwrap_or_default();
+        self.producers = state;
+        for segment in self.segments.values() {
+            if segment.next_offset <= from {
+                continue;
+            }
+            let mut next = segment.find_batch(from)?;
+            while let Some(at) = next {
+                self.producers.replay(&at.header);
+                next = segment.next_batch(at.position + at.header.total_size_bytes() as u64)?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends batches that already carry their offsets (a follower copying its leader). The
@@ -288,6 +341,9 @@ impl PartitionLog {
     pub fn append_as_follower(&mut self, batches_buf: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
         let (assigned, epochs) = follower_offsets(batches_buf, self.log_end_offset())?;
         self.append_assigned(batches_buf, &assigned, now_ms)?;
+        for h in batches_headers(batches_buf)? {
+            self.producers.replay(&h);
+        }
         for (epoch, offset) in epochs {
             self.epochs.assign(epoch, offset)?;
         }
@@ -304,6 +360,7 @@ impl PartitionLog {
             offset_of_max_timestamp: a.offset_of_max_timestamp,
             size_bytes: size_bytes as u64,
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         }
     }
 
@@ -359,6 +416,8 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, new_base, self.config.index_bytes(), now_ms)?;
         self.segments.insert(new_base, segment);
         sync_dir(&self.dir)?;
+        // The state now covers exactly the batches below `new_base`: recovery restarts here.
+        self.producers.write_snapshot(&self.dir, new_base)?;
         self.recovery_point = self.recovery_point.max(new_base);
         self.flushed_offset = self.flushed_offset.max(new_base);
         self.write_recovery_point()
@@ -519,6 +578,8 @@ impl PartitionLog {
             outcome.deleted_segments += 1;
         }
         outcome.log_start_offset = self.log_start_offset;
+        let first_base = self.segments.keys().next().copied().unwrap_or(self.log_start_offset);
+        producer_state::delete_snapshots_below(&self.dir, first_base)?;
         Ok(outcome)
     }
 
@@ -640,6 +701,7 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.write_log_start()?;
         self.epochs.clear()?;
+        producer_state::delete_snapshots_below(&self.dir, i64::MAX)?;
         self.after_truncation()
     }
 
@@ -648,7 +710,8 @@ impl PartitionLog {
         self.epochs.truncate_from_end(leo)?;
         self.recovery_point = self.recovery_point.min(leo);
         self.flushed_offset = self.flushed_offset.min(leo);
-        self.write_recovery_point()
+        self.write_recovery_point()?;
+        self.load_producer_state()
     }
 
     /// OffsetForLeaderEpoch: `(epoch, end offset)`, or `None` for an unknown epoch.
@@ -709,6 +772,8 @@ impl PartitionLog {
         self.active_mut().make_inactive()?;
         self.flush()?;
         self.write_log_start()?;
+        // With a snapshot at the log end offset, the next open needs no producer-state scan.
+        self.producers.write_snapshot(&self.dir, self.log_end_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::write(&marker, b"").at(&marker)?;
         sync_dir(&self.dir)
@@ -750,6 +815,11 @@ fn largest_timestamp(segment: &Segment) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(i64::MAX, |d| d.as_millis() as i64)
+}
+
+/// Every batch header of `buf` (already validated by the caller; lengths are re-checked).
+fn batches_headers(buf: &[u8]) -> Result<Vec<runnel_protocol::records::BatchHeader>, StorageError> {
+    batches(buf).map(|b| Ok(b?.0)).collect()
 }
 
 /// Header walk over batches that already carry offsets: checks they increase from

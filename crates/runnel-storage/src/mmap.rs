@@ -75,3 +75,34 @@ fn map_file(file: &File, len_bytes: usize) -> io::Result<Option<MmapMut>> {
     let map = unsafe { MmapMut::map_mut(file)? };
     Ok(Some(map))
 }
+
+/// Total and available bytes of the file system holding `path` (DescribeLogDirs v4, KIP-827).
+pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stats` points to writable memory
+    // of the right type; statvfs only writes into it, and we read it only when it succeeded.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised the whole struct.
+    let stats = unsafe { stats.assume_init() };
+    // statvfs fields are `c_ulong`/`fsblkcnt_t`, whose width differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let (fragment, blocks, available) = (stats.f_frsize as u64, stats.f_blocks as u64, stats.f_bavail as u64);
+    Ok((blocks.saturating_mul(fragment), available.saturating_mul(fragment)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disk_space_of_a_real_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (total, usable) = super::disk_space(dir.path()).unwrap();
+        assert!(total > 0 && usable <= total, "total {total} usable {usable}");
+        assert!(super::disk_space(&dir.path().join("missing")).is_err());
+    }
+}

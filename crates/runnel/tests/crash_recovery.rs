@@ -252,6 +252,11 @@ fn acked_messages_survive_kill9_exactly_once_in_order() {
         send(&p, TOPIC, seq, None);
         seq += 1;
     }
+    // A burst the broker cannot have acknowledged yet, so the kill lands mid-stream.
+    for _ in 0..5_000 {
+        send(&p, TOPIC, seq, None);
+        seq += 1;
+    }
     broker.kill9();
     let acked_at_kill = deliveries.acked_count.load(Ordering::SeqCst);
     let sent_at_kill = seq;

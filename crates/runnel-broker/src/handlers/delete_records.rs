@@ -35,6 +35,10 @@ fn delete(broker: &Broker, topic: &str, p: &DeleteRecordsPartition) -> DeleteRec
     let Some(part) = broker.replicas.get(topic, p.partition_index) else {
         return result(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1);
     };
+    if part.settings().compact && !part.settings().delete {
+        // Kafka allows DeleteRecords only where the cleanup policy includes `delete`.
+        return result(ErrorCode::POLICY_VIOLATION, -1);
+    }
     let mut log = part.log();
     let high_watermark = part.high_watermark();
     let offset = if p.offset == -1 { high_watermark } else { p.offset };

@@ -11,13 +11,23 @@ use crate::server::ConnContext;
 
 /// KIP-919 endpoint types.
 const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 pub fn handle(broker: &Broker, ctx: &ConnContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
-    if req.endpoint_type != ENDPOINT_BROKERS {
+    // As Kafka: asking a broker listener for controllers is a mismatch; any other type is
+    // unsupported. The error response keeps the default endpoint type.
+    let refusal = match req.endpoint_type {
+        ENDPOINT_BROKERS => None,
+        ENDPOINT_CONTROLLERS => Some((
+            ErrorCode::MISMATCHED_ENDPOINT_TYPE,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+        )),
+        _ => Some((ErrorCode::UNSUPPORTED_ENDPOINT_TYPE, "Unsupported endpoint type")),
+    };
+    if let Some((code, message)) = refusal {
         return DescribeClusterResponse {
-            error_code: ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code(),
-            error_message: Some("Only broker endpoints are served here.".into()),
-            endpoint_type: req.endpoint_type,
+            error_code: code.code(),
+            error_message: Some(message.into()),
             ..Default::default()
         };
     }

@@ -47,12 +47,17 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
         .unwrap_or_else(|_| dir.to_path_buf())
         .display()
         .to_string();
+    // KIP-827: the file system's total and usable bytes (-1 when they cannot be read).
+    let (total_bytes, usable_bytes) = match runnel_storage::disk_space(dir) {
+        Ok((total, usable)) => (total as i64, usable as i64),
+        Err(_) => (-1, -1),
+    };
     DescribeLogDirsResponse {
         results: vec![DescribeLogDirsResult {
             log_dir,
             topics,
-            total_bytes: -1,
-            usable_bytes: -1,
+            total_bytes,
+            usable_bytes,
             ..Default::default()
         }],
         ..Default::default()

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use runnel_protocol::codec::Uuid;
 use runnel_protocol::generated::fetch_request::{FetchPartition, FetchRequest};
 use runnel_protocol::generated::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use runnel_protocol::records::{self, Compression};
 use runnel_protocol::ErrorCode;
 use runnel_storage::StorageError;
 
@@ -66,7 +67,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse
         for p in &topic.partitions {
             let data = match &name {
                 None => Err(ErrorCode::UNKNOWN_TOPIC_ID),
-                Some(n) => read_partition(broker, n, p, req.isolation_level, &mut budget, total == 0),
+                Some(n) => read_partition(broker, n, p, (req.isolation_level, version), &mut budget, total == 0),
             };
             partitions.push(match data {
                 Ok(d) => {
@@ -100,7 +101,7 @@ fn read_partition(
     broker: &Broker,
     topic: &str,
     p: &FetchPartition,
-    isolation_level: i8,
+    (isolation_level, version): (i8, i16),
     budget: &mut usize,
     first: bool,
 ) -> Result<PartitionData, ErrorCode> {
@@ -108,14 +109,7 @@ fn read_partition(
         .replicas
         .get(topic, p.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
-    let epoch = part.leader_epoch();
-    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-        return Err(if p.current_leader_epoch > epoch {
-            ErrorCode::UNKNOWN_LEADER_EPOCH
-        } else {
-            ErrorCode::FENCED_LEADER_EPOCH
-        });
-    }
+    part.check_leader_epoch(p.current_leader_epoch)?;
     let high_watermark = part.high_watermark();
     let max_bytes = (p.partition_max_bytes.max(0) as usize).min(*budget);
     let records = if p.fetch_offset == high_watermark {
@@ -131,6 +125,10 @@ fn read_partition(
             }
         }
     };
+    if version < 10 && has_zstd(&records) {
+        // Clients before Fetch v10 cannot read zstd (Kafka answers this per partition).
+        return Err(ErrorCode::UNSUPPORTED_COMPRESSION_TYPE);
+    }
     *budget = budget.saturating_sub(records.len());
     Ok(PartitionData {
         partition_index: p.partition,
@@ -143,6 +141,10 @@ fn read_partition(
         records: Some(records),
         ..Default::default()
     })
+}
+
+fn has_zstd(records: &[u8]) -> bool {
+    records::batches(records).any(|b| b.is_ok_and(|(h, _)| h.compression().is_ok_and(|c| c == Compression::Zstd)))
 }
 
 fn error_partition(partition: i32, code: ErrorCode) -> PartitionData {

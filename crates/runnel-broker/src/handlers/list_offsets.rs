@@ -42,15 +42,10 @@ fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition) -> ListOffsets
     let Some(part) = broker.replicas.get(topic, p.partition_index) else {
         return answer(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1);
     };
-    let epoch = part.leader_epoch();
-    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-        let code = if p.current_leader_epoch > epoch {
-            ErrorCode::UNKNOWN_LEADER_EPOCH
-        } else {
-            ErrorCode::FENCED_LEADER_EPOCH
-        };
+    if let Err(code) = part.check_leader_epoch(p.current_leader_epoch) {
         return answer(code, -1, -1, -1);
     }
+    let epoch = part.leader_epoch();
     match p.timestamp {
         LATEST => answer(ErrorCode::NONE, -1, part.high_watermark(), epoch),
         EARLIEST | EARLIEST_LOCAL => answer(ErrorCode::NONE, -1, part.log_start_offset(), epoch),

@@ -39,13 +39,7 @@ fn lookup(broker: &Broker, topic: &str, p: &OffsetForLeaderPartition) -> EpochEn
     let Some(part) = broker.replicas.get(topic, p.partition) else {
         return answer(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
     };
-    let epoch = part.leader_epoch();
-    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-        let code = if p.current_leader_epoch > epoch {
-            ErrorCode::UNKNOWN_LEADER_EPOCH
-        } else {
-            ErrorCode::FENCED_LEADER_EPOCH
-        };
+    if let Err(code) = part.check_leader_epoch(p.current_leader_epoch) {
         return answer(code, -1, -1);
     }
     let log = part.log();

@@ -4,13 +4,18 @@
 //! topic's `compression.type` asks for it, stamp LogAppendTime, append under the partition lock
 //! (offsets are assigned by rewriting base offsets in place), then answer. `acks=-1` under
 //! `log.flush.policy=fsync` waits for a group-commit fdatasync. `acks=0` gets no response.
+//! Idempotent batches are checked by the log's producer state: a retry of one of a producer's
+//! last five batches is answered NONE with the original base offset; a sequence gap gets
+//! OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH.
 
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::generated::produce_request::{PartitionProduceData, ProduceRequest};
-use runnel_protocol::generated::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use runnel_protocol::generated::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 use runnel_protocol::records::{self, Compression, RecordError};
 use runnel_protocol::ErrorCode;
-use runnel_storage::FlushPolicy;
+use runnel_storage::{FlushPolicy, StorageError};
 
 use crate::broker::{now_ms, Broker};
 use crate::replica::Partition;
@@ -22,16 +27,19 @@ const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
 struct Rejection {
     code: ErrorCode,
     message: String,
+    /// Per-record errors (Produce v8+ `record_errors`): the record's index in its batch.
+    record_errors: Vec<(i32, String)>,
 }
 
 fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
     Rejection {
         code,
         message: message.into(),
+        record_errors: Vec::new(),
     }
 }
 
-pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -41,7 +49,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Opti
             let result = if !matches!(acks, -1..=1) {
                 Err(reject(ErrorCode::INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
             } else {
-                produce_partition(broker, &topic.name, data, acks).await
+                produce_partition(broker, &topic.name, data, acks, version).await
             };
             partition_responses.push(match result {
                 Ok(r) => r,
@@ -52,6 +60,15 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Opti
                     log_append_time_ms: -1,
                     log_start_offset: -1,
                     error_message: Some(rej.message),
+                    record_errors: rej
+                        .record_errors
+                        .into_iter()
+                        .map(|(batch_index, message)| BatchIndexAndErrorMessage {
+                            batch_index,
+                            batch_index_error_message: Some(message),
+                            ..Default::default()
+                        })
+                        .collect(),
                     ..Default::default()
                 },
             });
@@ -76,6 +93,7 @@ async fn produce_partition(
     topic: &str,
     data: PartitionProduceData,
     acks: i16,
+    version: i16,
 ) -> Result<PartitionProduceResponse, Rejection> {
     let Some(part) = broker.replicas.get(topic, data.index) else {
         return Err(reject(
@@ -93,23 +111,24 @@ async fn produce_partition(
     }
     let records = data.records.unwrap_or_default();
     let now = now_ms();
-    let mut buf = prepare(&records, &settings, now)?;
+    let mut buf = prepare(&records, &settings, now, version)?;
     let (info, append_time) = {
         let mut log = part.log();
         let info = log
             .append_as_leader(&mut buf, part.leader_epoch(), now)
-            .map_err(|e| reject(ErrorCode::KAFKA_STORAGE_ERROR, e.to_string()))?;
+            .map_err(storage_rejection)?;
         part.publish(&log);
-        (
-            info,
-            if settings.timestamp_type == TimestampType::LogAppendTime {
-                now
-            } else {
-                -1
-            },
-        )
+        let append_time = match settings.timestamp_type {
+            // A duplicate is answered with the original batch's append time, as Kafka does.
+            TimestampType::LogAppendTime if info.duplicate => info.max_timestamp,
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => -1,
+        };
+        (info, append_time)
     };
-    broker.replicas.appended.notify_waiters();
+    if !info.duplicate {
+        broker.replicas.appended.notify_waiters();
+    }
     if acks == -1 && settings.log.flush_policy == FlushPolicy::Fsync {
         wait_for_flush(&part, info.last_offset).await?;
     }
@@ -123,70 +142,122 @@ async fn produce_partition(
     })
 }
 
+/// Producer-state verdicts become their Kafka codes; anything else is a storage fault.
+fn storage_rejection(e: StorageError) -> Rejection {
+    let code = match e {
+        StorageError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+        StorageError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        _ => ErrorCode::KAFKA_STORAGE_ERROR,
+    };
+    reject(code, e.to_string())
+}
+
 async fn wait_for_flush(part: &Partition, offset: i64) -> Result<(), Rejection> {
     part.flush_through(offset)
         .await
         .map_err(|e| reject(ErrorCode::KAFKA_STORAGE_ERROR, e.to_string()))
 }
 
-/// Validates the producer's batches and returns the bytes to append (recompressed and stamped
-/// where the topic asks for it).
-fn prepare(records: &Bytes, settings: &TopicSettings, now: i64) -> Result<BytesMut, Rejection> {
+/// Validates the producer's batch and returns the bytes to append (recompressed and stamped
+/// where the topic asks for it). Produce v3+ carries exactly one batch per partition.
+fn prepare(records: &Bytes, settings: &TopicSettings, now: i64, version: i16) -> Result<BytesMut, Rejection> {
     if records.is_empty() {
         return Err(reject(
             ErrorCode::CORRUPT_MESSAGE,
             "produce request carries no record batch",
         ));
     }
-    records::validate_batches(records).map_err(record_rejection)?;
-    let target = target_compression(&settings.compression_type);
-    let mut out = BytesMut::with_capacity(records.len());
-    for batch in records::batches(records) {
-        let (header, bytes) = batch.map_err(record_rejection)?;
-        if header.total_size_bytes() > settings.max_message_bytes {
-            return Err(reject(
-                ErrorCode::MESSAGE_TOO_LARGE,
-                format!(
-                    "batch of {} bytes exceeds max.message.bytes {}",
-                    header.total_size_bytes(),
-                    settings.max_message_bytes
-                ),
-            ));
-        }
-        if settings.timestamp_type == TimestampType::CreateTime {
-            check_timestamps(header.base_timestamp, header.max_timestamp, settings, now)?;
-        }
-        let codec = header.compression().map_err(record_rejection)?;
-        let recompress = target.is_some_and(|t| t != codec);
-        if settings.compact || recompress {
-            let decoded = records::decode_records(bytes, MAX_DECOMPRESSED_BYTES).map_err(record_rejection)?;
-            if settings.compact && decoded.iter().any(|r| r.key.is_none()) {
-                return Err(reject(
-                    ErrorCode::INVALID_RECORD,
-                    "Compacted topic cannot accept message without key.",
-                ));
-            }
-            if let Some(t) = target.filter(|_| recompress) {
-                let params = records::BatchBuilderParams {
-                    base_timestamp: header.base_timestamp,
-                    producer_id: header.producer_id,
-                    producer_epoch: header.producer_epoch,
-                    base_sequence: header.base_sequence,
-                    is_transactional: header.is_transactional(),
-                    is_control: header.is_control(),
-                    ..Default::default()
-                };
-                let rebuilt = records::encode_batch(&params, &decoded, t).map_err(record_rejection)?;
-                out.extend_from_slice(&rebuilt);
-                continue;
-            }
-        }
-        out.extend_from_slice(bytes);
+    let summary = records::validate_batches(records).map_err(record_rejection)?;
+    if summary.batch_count != 1 {
+        return Err(reject(
+            ErrorCode::INVALID_RECORD,
+            "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition",
+        ));
     }
+    let header = summary.first;
+    let bytes: &[u8] = records;
+    if header.total_size_bytes() > settings.max_message_bytes {
+        let message = format!(
+            "batch of {} bytes exceeds max.message.bytes {}",
+            header.total_size_bytes(),
+            settings.max_message_bytes
+        );
+        return Err(reject(ErrorCode::MESSAGE_TOO_LARGE, message));
+    }
+    if header.is_transactional() {
+        // Transactions (and so the last stable offset) are not implemented yet.
+        return Err(reject(
+            ErrorCode::INVALID_TXN_STATE,
+            "transactional writes are not supported by this broker",
+        ));
+    }
+    if settings.timestamp_type == TimestampType::CreateTime {
+        check_timestamps(header.base_timestamp, header.max_timestamp, settings, now)?;
+    }
+    let codec = header.compression().map_err(record_rejection)?;
+    if codec == Compression::Zstd && version < 7 {
+        return Err(reject(
+            ErrorCode::UNSUPPORTED_COMPRESSION_TYPE,
+            "zstd needs Produce v7 or later",
+        ));
+    }
+    let target = target_compression(&settings.compression_type);
+    let recompress = target.is_some_and(|t| t != codec);
+    let mut out = if settings.compact || recompress {
+        let decoded = records::decode_records(bytes, MAX_DECOMPRESSED_BYTES).map_err(record_rejection)?;
+        check_keys(&decoded, settings)?;
+        match target.filter(|_| recompress) {
+            Some(t) => recompressed(&header, &decoded, t)?,
+            None => BytesMut::from(bytes),
+        }
+    } else {
+        BytesMut::from(bytes)
+    };
     if settings.timestamp_type == TimestampType::LogAppendTime {
         records::set_log_append_time_all(&mut out, now).map_err(record_rejection)?;
     }
     Ok(out)
+}
+
+/// Compacted topics need a key on every record (Kafka lists each offender in `record_errors`).
+fn check_keys(decoded: &[records::Record], settings: &TopicSettings) -> Result<(), Rejection> {
+    if !settings.compact {
+        return Ok(());
+    }
+    const MESSAGE: &str = "Compacted topic cannot accept message without key in topic partition.";
+    let record_errors: Vec<(i32, String)> = decoded
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| (i as i32, MESSAGE.to_string()))
+        .collect();
+    if record_errors.is_empty() {
+        return Ok(());
+    }
+    Err(Rejection {
+        code: ErrorCode::INVALID_RECORD,
+        message: MESSAGE.to_string(),
+        record_errors,
+    })
+}
+
+/// Re-encodes a batch's records with the topic's codec, keeping the producer fields.
+fn recompressed(
+    header: &records::BatchHeader,
+    decoded: &[records::Record],
+    codec: Compression,
+) -> Result<BytesMut, Rejection> {
+    let params = records::BatchBuilderParams {
+        base_timestamp: header.base_timestamp,
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        is_transactional: header.is_transactional(),
+        is_control: header.is_control(),
+        ..Default::default()
+    };
+    let rebuilt = records::encode_batch(&params, decoded, codec).map_err(record_rejection)?;
+    Ok(BytesMut::from(&rebuilt[..]))
 }
 
 /// `compression.type` of the topic: `None` keeps the producer's codec.

@@ -75,8 +75,8 @@ impl crate::sample::Sample for AddOffsetsToTxnRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.transactional_id = g.string();
-        this.producer_id = g.next() as i64;
-        this.producer_epoch = g.next() as i16;
+        this.producer_id = g.next_u64() as i64;
+        this.producer_epoch = g.next_u64() as i16;
         this.group_id = g.string();
         this
     }

@@ -116,7 +116,7 @@ impl crate::sample::Sample for AddPartitionsToTxnRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 4 {
-            this.transactions = (0..g.len())
+            this.transactions = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnTransaction::sample(g, version))
                 .collect();
         }
@@ -124,13 +124,13 @@ impl crate::sample::Sample for AddPartitionsToTxnRequest {
             this.v3_and_below_transactional_id = g.string();
         }
         if version <= 3 {
-            this.v3_and_below_producer_id = g.next() as i64;
+            this.v3_and_below_producer_id = g.next_u64() as i64;
         }
         if version <= 3 {
-            this.v3_and_below_producer_epoch = g.next() as i16;
+            this.v3_and_below_producer_epoch = g.next_u64() as i16;
         }
         if version <= 3 {
-            this.v3_and_below_topics = (0..g.len())
+            this.v3_and_below_topics = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnTopic::sample(g, version))
                 .collect();
         }
@@ -234,16 +234,16 @@ impl crate::sample::Sample for AddPartitionsToTxnTransaction {
             this.transactional_id = g.string();
         }
         if version >= 4 {
-            this.producer_id = g.next() as i64;
+            this.producer_id = g.next_u64() as i64;
         }
         if version >= 4 {
-            this.producer_epoch = g.next() as i16;
+            this.producer_epoch = g.next_u64() as i16;
         }
         if version >= 4 {
             this.verify_only = g.coin();
         }
         if version >= 4 {
-            this.topics = (0..g.len())
+            this.topics = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnTopic::sample(g, version))
                 .collect();
         }
@@ -307,7 +307,7 @@ impl crate::sample::Sample for AddPartitionsToTxnTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

@@ -107,17 +107,17 @@ impl crate::sample::Sample for AddPartitionsToTxnResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
         if version >= 4 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         if version >= 4 {
-            this.results_by_transaction = (0..g.len())
+            this.results_by_transaction = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnResult::sample(g, version))
                 .collect();
         }
         if version <= 3 {
-            this.results_by_topic_v3_and_below = (0..g.len())
+            this.results_by_topic_v3_and_below = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnTopicResult::sample(g, version))
                 .collect();
         }
@@ -196,7 +196,7 @@ impl crate::sample::Sample for AddPartitionsToTxnResult {
             this.transactional_id = g.string();
         }
         if version >= 4 {
-            this.topic_results = (0..g.len())
+            this.topic_results = (0..g.array_len())
                 .map(|_| AddPartitionsToTxnTopicResult::sample(g, version))
                 .collect();
         }
@@ -268,7 +268,7 @@ impl crate::sample::Sample for AddPartitionsToTxnTopicResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.results_by_partition = (0..g.len())
+        this.results_by_partition = (0..g.array_len())
             .map(|_| AddPartitionsToTxnPartitionResult::sample(g, version))
             .collect();
         this
@@ -327,8 +327,8 @@ impl crate::sample::Sample for AddPartitionsToTxnPartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.partition_error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.partition_error_code = g.next_u64() as i16;
         this
     }
 }

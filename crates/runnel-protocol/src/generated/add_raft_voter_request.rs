@@ -89,10 +89,10 @@ impl crate::sample::Sample for AddRaftVoterRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
-        this.timeout_ms = g.next() as i32;
-        this.voter_id = g.next() as i32;
+        this.timeout_ms = g.next_u64() as i32;
+        this.voter_id = g.next_u64() as i32;
         this.voter_directory_id = g.uuid();
-        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this.listeners = (0..g.array_len()).map(|_| Listener::sample(g, version)).collect();
         this
     }
 }
@@ -157,7 +157,7 @@ impl crate::sample::Sample for Listener {
         let mut this = Self::default();
         this.name = g.string();
         this.host = g.string();
-        this.port = g.next() as u16;
+        this.port = g.next_u64() as u16;
         this
     }
 }

@@ -74,10 +74,10 @@ impl crate::sample::Sample for AllocateProducerIdsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.producer_id_start = g.next() as i64;
-        this.producer_id_len = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.producer_id_start = g.next_u64() as i64;
+        this.producer_id_len = g.next_u64() as i32;
         this
     }
 }

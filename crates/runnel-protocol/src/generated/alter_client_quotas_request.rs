@@ -68,7 +68,7 @@ impl crate::sample::Sample for AlterClientQuotasRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.entries = (0..g.len()).map(|_| EntryData::sample(g, version)).collect();
+        this.entries = (0..g.array_len()).map(|_| EntryData::sample(g, version)).collect();
         this.validate_only = g.coin();
         this
     }
@@ -199,7 +199,7 @@ impl crate::sample::Sample for OpData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.key = g.string();
-        this.value = (g.next() as i32) as f64;
+        this.value = (g.next_u64() as i32) as f64;
         this.remove = g.coin();
         this
     }
@@ -266,8 +266,8 @@ impl crate::sample::Sample for EntryData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
-        this.ops = (0..g.len()).map(|_| OpData::sample(g, version)).collect();
+        this.entity = (0..g.array_len()).map(|_| EntityData::sample(g, version)).collect();
+        this.ops = (0..g.array_len()).map(|_| OpData::sample(g, version)).collect();
         this
     }
 }

@@ -68,8 +68,8 @@ impl crate::sample::Sample for AlterClientQuotasResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.entries = (0..g.len()).map(|_| EntryData::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.entries = (0..g.array_len()).map(|_| EntryData::sample(g, version)).collect();
         this
     }
 }
@@ -209,9 +209,9 @@ impl crate::sample::Sample for EntryData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
+        this.entity = (0..g.array_len()).map(|_| EntityData::sample(g, version)).collect();
         this
     }
 }

@@ -70,8 +70,8 @@ impl crate::sample::Sample for AlterConfigsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.responses = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.responses = (0..g.array_len())
             .map(|_| AlterConfigsResourceResponse::sample(g, version))
             .collect();
         this
@@ -148,9 +148,9 @@ impl crate::sample::Sample for AlterConfigsResourceResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
         this
     }

@@ -68,8 +68,10 @@ impl crate::sample::Sample for AlterPartitionReassignmentsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.timeout_ms = g.next() as i32;
-        this.topics = (0..g.len()).map(|_| ReassignableTopic::sample(g, version)).collect();
+        this.timeout_ms = g.next_u64() as i32;
+        this.topics = (0..g.array_len())
+            .map(|_| ReassignableTopic::sample(g, version))
+            .collect();
         this
     }
 }
@@ -137,11 +139,11 @@ impl crate::sample::Sample for ReassignablePartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this.replicas = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.next() as i32).collect())
+            Some((0..g.array_len()).map(|_| g.next_u64() as i32).collect())
         };
         this
     }
@@ -205,7 +207,7 @@ impl crate::sample::Sample for ReassignableTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| ReassignablePartition::sample(g, version))
             .collect();
         this

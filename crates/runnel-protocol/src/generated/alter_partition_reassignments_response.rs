@@ -87,10 +87,10 @@ impl crate::sample::Sample for AlterPartitionReassignmentsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.responses = (0..g.len())
+        this.responses = (0..g.array_len())
             .map(|_| ReassignableTopicResponse::sample(g, version))
             .collect();
         this
@@ -162,8 +162,8 @@ impl crate::sample::Sample for ReassignablePartitionResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }
@@ -229,7 +229,7 @@ impl crate::sample::Sample for ReassignableTopicResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| ReassignablePartitionResponse::sample(g, version))
             .collect();
         this

@@ -72,9 +72,9 @@ impl crate::sample::Sample for AlterPartitionRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
-        this.broker_epoch = g.next() as i64;
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.broker_id = g.next_u64() as i32;
+        this.broker_epoch = g.next_u64() as i64;
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }
@@ -140,10 +140,10 @@ impl crate::sample::Sample for BrokerState {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 3 {
-            this.broker_id = g.next() as i32;
+            this.broker_id = g.next_u64() as i32;
         }
         if version >= 3 {
-            this.broker_epoch = g.next() as i64;
+            this.broker_epoch = g.next_u64() as i64;
         }
         this
     }
@@ -239,18 +239,18 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         if version <= 2 {
-            this.new_isr = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.new_isr = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         if version >= 3 {
-            this.new_isr_with_epochs = (0..g.len()).map(|_| BrokerState::sample(g, version)).collect();
+            this.new_isr_with_epochs = (0..g.array_len()).map(|_| BrokerState::sample(g, version)).collect();
         }
         if version >= 1 {
-            this.leader_recovery_state = g.next() as i8;
+            this.leader_recovery_state = g.next_u64() as i8;
         }
-        this.partition_epoch = g.next() as i32;
+        this.partition_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -329,7 +329,7 @@ impl crate::sample::Sample for TopicData {
         if version >= 2 {
             this.topic_id = g.uuid();
         }
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

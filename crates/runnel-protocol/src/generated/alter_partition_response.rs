@@ -72,9 +72,9 @@ impl crate::sample::Sample for AlterPartitionResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }
@@ -163,15 +163,15 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.isr = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.isr = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         if version >= 1 {
-            this.leader_recovery_state = g.next() as i8;
+            this.leader_recovery_state = g.next_u64() as i8;
         }
-        this.partition_epoch = g.next() as i32;
+        this.partition_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -250,7 +250,7 @@ impl crate::sample::Sample for TopicData {
         if version >= 2 {
             this.topic_id = g.uuid();
         }
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

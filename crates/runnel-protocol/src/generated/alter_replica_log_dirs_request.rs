@@ -63,7 +63,9 @@ impl crate::sample::Sample for AlterReplicaLogDirsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.dirs = (0..g.len()).map(|_| AlterReplicaLogDir::sample(g, version)).collect();
+        this.dirs = (0..g.array_len())
+            .map(|_| AlterReplicaLogDir::sample(g, version))
+            .collect();
         this
     }
 }
@@ -125,7 +127,7 @@ impl crate::sample::Sample for AlterReplicaLogDirTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -188,7 +190,7 @@ impl crate::sample::Sample for AlterReplicaLogDir {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.path = g.string();
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| AlterReplicaLogDirTopic::sample(g, version))
             .collect();
         this

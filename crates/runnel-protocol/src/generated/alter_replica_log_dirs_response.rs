@@ -70,8 +70,8 @@ impl crate::sample::Sample for AlterReplicaLogDirsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.results = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.results = (0..g.array_len())
             .map(|_| AlterReplicaLogDirTopicResult::sample(g, version))
             .collect();
         this
@@ -131,8 +131,8 @@ impl crate::sample::Sample for AlterReplicaLogDirPartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }
@@ -197,7 +197,7 @@ impl crate::sample::Sample for AlterReplicaLogDirTopicResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| AlterReplicaLogDirPartitionResult::sample(g, version))
             .collect();
         this

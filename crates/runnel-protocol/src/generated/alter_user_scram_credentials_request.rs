@@ -72,10 +72,10 @@ impl crate::sample::Sample for AlterUserScramCredentialsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.deletions = (0..g.len())
+        this.deletions = (0..g.array_len())
             .map(|_| ScramCredentialDeletion::sample(g, version))
             .collect();
-        this.upsertions = (0..g.len())
+        this.upsertions = (0..g.array_len())
             .map(|_| ScramCredentialUpsertion::sample(g, version))
             .collect();
         this
@@ -136,7 +136,7 @@ impl crate::sample::Sample for ScramCredentialDeletion {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.mechanism = g.next() as i8;
+        this.mechanism = g.next_u64() as i8;
         this
     }
 }
@@ -210,8 +210,8 @@ impl crate::sample::Sample for ScramCredentialUpsertion {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.mechanism = g.next() as i8;
-        this.iterations = g.next() as i32;
+        this.mechanism = g.next_u64() as i8;
+        this.iterations = g.next_u64() as i32;
         this.salt = g.bytes();
         this.salted_password = g.bytes();
         this

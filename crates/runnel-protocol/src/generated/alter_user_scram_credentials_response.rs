@@ -70,8 +70,8 @@ impl crate::sample::Sample for AlterUserScramCredentialsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.results = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.results = (0..g.array_len())
             .map(|_| AlterUserScramCredentialsResult::sample(g, version))
             .collect();
         this
@@ -144,7 +144,7 @@ impl crate::sample::Sample for AlterUserScramCredentialsResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.user = g.string();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }

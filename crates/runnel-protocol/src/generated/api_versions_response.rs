@@ -150,19 +150,23 @@ impl crate::sample::Sample for ApiVersionsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.api_keys = (0..g.len()).map(|_| ApiVersion::sample(g, version)).collect();
+        this.error_code = g.next_u64() as i16;
+        this.api_keys = (0..g.array_len()).map(|_| ApiVersion::sample(g, version)).collect();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
         if version >= 3 {
-            this.supported_features = (0..g.len()).map(|_| SupportedFeatureKey::sample(g, version)).collect();
+            this.supported_features = (0..g.array_len())
+                .map(|_| SupportedFeatureKey::sample(g, version))
+                .collect();
         }
         if version >= 3 {
-            this.finalized_features_epoch = g.next() as i64;
+            this.finalized_features_epoch = g.next_u64() as i64;
         }
         if version >= 3 {
-            this.finalized_features = (0..g.len()).map(|_| FinalizedFeatureKey::sample(g, version)).collect();
+            this.finalized_features = (0..g.array_len())
+                .map(|_| FinalizedFeatureKey::sample(g, version))
+                .collect();
         }
         if version >= 3 {
             this.zk_migration_ready = g.coin();
@@ -229,9 +233,9 @@ impl crate::sample::Sample for ApiVersion {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.api_key = g.next() as i16;
-        this.min_version = g.next() as i16;
-        this.max_version = g.next() as i16;
+        this.api_key = g.next_u64() as i16;
+        this.min_version = g.next_u64() as i16;
+        this.max_version = g.next_u64() as i16;
         this
     }
 }
@@ -310,10 +314,10 @@ impl crate::sample::Sample for SupportedFeatureKey {
             this.name = g.string();
         }
         if version >= 3 {
-            this.min_version = g.next() as i16;
+            this.min_version = g.next_u64() as i16;
         }
         if version >= 3 {
-            this.max_version = g.next() as i16;
+            this.max_version = g.next_u64() as i16;
         }
         this
     }
@@ -393,10 +397,10 @@ impl crate::sample::Sample for FinalizedFeatureKey {
             this.name = g.string();
         }
         if version >= 3 {
-            this.max_version_level = g.next() as i16;
+            this.max_version_level = g.next_u64() as i16;
         }
         if version >= 3 {
-            this.min_version_level = g.next() as i16;
+            this.min_version_level = g.next_u64() as i16;
         }
         this
     }

@@ -72,9 +72,9 @@ impl crate::sample::Sample for AssignReplicasToDirsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
-        this.broker_epoch = g.next() as i64;
-        this.directories = (0..g.len()).map(|_| DirectoryData::sample(g, version)).collect();
+        this.broker_id = g.next_u64() as i32;
+        this.broker_epoch = g.next_u64() as i64;
+        this.directories = (0..g.array_len()).map(|_| DirectoryData::sample(g, version)).collect();
         this
     }
 }
@@ -126,7 +126,7 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }
@@ -187,7 +187,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -248,7 +248,7 @@ impl crate::sample::Sample for DirectoryData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.id = g.uuid();
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }

@@ -72,9 +72,9 @@ impl crate::sample::Sample for AssignReplicasToDirsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.directories = (0..g.len()).map(|_| DirectoryData::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.directories = (0..g.array_len()).map(|_| DirectoryData::sample(g, version)).collect();
         this
     }
 }
@@ -131,8 +131,8 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }
@@ -193,7 +193,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -254,7 +254,7 @@ impl crate::sample::Sample for DirectoryData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.id = g.uuid();
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }

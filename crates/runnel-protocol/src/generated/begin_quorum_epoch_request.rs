@@ -97,11 +97,11 @@ impl crate::sample::Sample for BeginQuorumEpochRequest {
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
-            this.voter_id = g.next() as i32;
+            this.voter_id = g.next_u64() as i32;
         }
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         if version >= 1 {
-            this.leader_endpoints = (0..g.len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
+            this.leader_endpoints = (0..g.array_len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -173,12 +173,12 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         if version >= 1 {
             this.voter_directory_id = g.uuid();
         }
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -239,7 +239,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -321,7 +321,7 @@ impl crate::sample::Sample for LeaderEndpoint {
             this.host = g.string();
         }
         if version >= 1 {
-            this.port = g.next() as u16;
+            this.port = g.next_u64() as u16;
         }
         this
     }

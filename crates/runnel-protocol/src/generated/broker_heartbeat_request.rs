@@ -101,13 +101,13 @@ impl crate::sample::Sample for BrokerHeartbeatRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
-        this.broker_epoch = g.next() as i64;
-        this.current_metadata_offset = g.next() as i64;
+        this.broker_id = g.next_u64() as i32;
+        this.broker_epoch = g.next_u64() as i64;
+        this.current_metadata_offset = g.next_u64() as i64;
         this.want_fence = g.coin();
         this.want_shut_down = g.coin();
         if version >= 1 {
-            this.offline_log_dirs = (0..g.len()).map(|_| g.uuid()).collect();
+            this.offline_log_dirs = (0..g.array_len()).map(|_| g.uuid()).collect();
         }
         this
     }

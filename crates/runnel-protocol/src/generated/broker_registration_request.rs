@@ -129,20 +129,20 @@ impl crate::sample::Sample for BrokerRegistrationRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
+        this.broker_id = g.next_u64() as i32;
         this.cluster_id = g.string();
         this.incarnation_id = g.uuid();
-        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
-        this.features = (0..g.len()).map(|_| Feature::sample(g, version)).collect();
+        this.listeners = (0..g.array_len()).map(|_| Listener::sample(g, version)).collect();
+        this.features = (0..g.array_len()).map(|_| Feature::sample(g, version)).collect();
         this.rack = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
             this.is_migrating_zk_broker = g.coin();
         }
         if version >= 2 {
-            this.log_dirs = (0..g.len()).map(|_| g.uuid()).collect();
+            this.log_dirs = (0..g.array_len()).map(|_| g.uuid()).collect();
         }
         if version >= 3 {
-            this.previous_broker_epoch = g.next() as i64;
+            this.previous_broker_epoch = g.next_u64() as i64;
         }
         this
     }
@@ -213,8 +213,8 @@ impl crate::sample::Sample for Listener {
         let mut this = Self::default();
         this.name = g.string();
         this.host = g.string();
-        this.port = g.next() as u16;
-        this.security_protocol = g.next() as i16;
+        this.port = g.next_u64() as u16;
+        this.security_protocol = g.next_u64() as i16;
         this
     }
 }
@@ -278,8 +278,8 @@ impl crate::sample::Sample for Feature {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.min_supported_version = g.next() as i16;
-        this.max_supported_version = g.next() as i16;
+        this.min_supported_version = g.next_u64() as i16;
+        this.max_supported_version = g.next_u64() as i16;
         this
     }
 }

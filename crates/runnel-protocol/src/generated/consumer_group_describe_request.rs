@@ -68,7 +68,7 @@ impl crate::sample::Sample for ConsumerGroupDescribeRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.group_ids = (0..g.len()).map(|_| g.string()).collect();
+        this.group_ids = (0..g.array_len()).map(|_| g.string()).collect();
         this.include_authorized_operations = g.coin();
         this
     }

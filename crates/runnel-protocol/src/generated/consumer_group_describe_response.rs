@@ -68,8 +68,8 @@ impl crate::sample::Sample for ConsumerGroupDescribeResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.groups = (0..g.len()).map(|_| DescribedGroup::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.groups = (0..g.array_len()).map(|_| DescribedGroup::sample(g, version)).collect();
         this
     }
 }
@@ -200,10 +200,10 @@ impl crate::sample::Sample for Member {
         this.member_id = g.string();
         this.instance_id = if g.coin() { None } else { Some(g.string()) };
         this.rack_id = if g.coin() { None } else { Some(g.string()) };
-        this.member_epoch = g.next() as i32;
+        this.member_epoch = g.next_u64() as i32;
         this.client_id = g.string();
         this.client_host = g.string();
-        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this.subscribed_topic_names = (0..g.array_len()).map(|_| g.string()).collect();
         this.subscribed_topic_regex = if g.coin() { None } else { Some(g.string()) };
         this.assignment = Assignment::sample(g, version);
         this.target_assignment = Assignment::sample(g, version);
@@ -310,15 +310,15 @@ impl crate::sample::Sample for DescribedGroup {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this.group_id = g.string();
         this.group_state = g.string();
-        this.group_epoch = g.next() as i32;
-        this.assignment_epoch = g.next() as i32;
+        this.group_epoch = g.next_u64() as i32;
+        this.assignment_epoch = g.next_u64() as i32;
         this.assignor_name = g.string();
-        this.members = (0..g.len()).map(|_| Member::sample(g, version)).collect();
-        this.authorized_operations = g.next() as i32;
+        this.members = (0..g.array_len()).map(|_| Member::sample(g, version)).collect();
+        this.authorized_operations = g.next_u64() as i32;
         this
     }
 }
@@ -385,7 +385,7 @@ impl crate::sample::Sample for TopicPartitions {
         let mut this = Self::default();
         this.topic_id = g.uuid();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -441,7 +441,9 @@ impl crate::sample::Sample for Assignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topic_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this.topic_partitions = (0..g.array_len())
+            .map(|_| TopicPartitions::sample(g, version))
+            .collect();
         this
     }
 }

@@ -161,14 +161,14 @@ impl crate::sample::Sample for ConsumerGroupHeartbeatRequest {
         let mut this = Self::default();
         this.group_id = g.string();
         this.member_id = g.string();
-        this.member_epoch = g.next() as i32;
+        this.member_epoch = g.next_u64() as i32;
         this.instance_id = if g.coin() { None } else { Some(g.string()) };
         this.rack_id = if g.coin() { None } else { Some(g.string()) };
-        this.rebalance_timeout_ms = g.next() as i32;
+        this.rebalance_timeout_ms = g.next_u64() as i32;
         this.subscribed_topic_names = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.string()).collect())
+            Some((0..g.array_len()).map(|_| g.string()).collect())
         };
         if version >= 1 {
             this.subscribed_topic_regex = if (version >= 1) && g.coin() {
@@ -181,7 +181,11 @@ impl crate::sample::Sample for ConsumerGroupHeartbeatRequest {
         this.topic_partitions = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect())
+            Some(
+                (0..g.array_len())
+                    .map(|_| TopicPartitions::sample(g, version))
+                    .collect(),
+            )
         };
         this
     }
@@ -244,7 +248,7 @@ impl crate::sample::Sample for TopicPartitions {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

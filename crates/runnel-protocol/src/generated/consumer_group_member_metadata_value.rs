@@ -163,9 +163,9 @@ impl crate::sample::Sample for ConsumerGroupMemberMetadataValue {
         this.rack_id = if g.coin() { None } else { Some(g.string()) };
         this.client_id = g.string();
         this.client_host = g.string();
-        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this.subscribed_topic_names = (0..g.array_len()).map(|_| g.string()).collect();
         this.subscribed_topic_regex = if g.coin() { None } else { Some(g.string()) };
-        this.rebalance_timeout_ms = g.next() as i32;
+        this.rebalance_timeout_ms = g.next_u64() as i32;
         this.server_assignor = if g.coin() { None } else { Some(g.string()) };
         this.classic_member_metadata = if g.coin() {
             None
@@ -297,8 +297,10 @@ impl crate::sample::Sample for ClassicMemberMetadata {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.session_timeout_ms = g.next() as i32;
-        this.supported_protocols = (0..g.len()).map(|_| ClassicProtocol::sample(g, version)).collect();
+        this.session_timeout_ms = g.next_u64() as i32;
+        this.supported_protocols = (0..g.array_len())
+            .map(|_| ClassicProtocol::sample(g, version))
+            .collect();
         this
     }
 }

@@ -57,7 +57,7 @@ impl crate::sample::Sample for ConsumerGroupMetadataValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.epoch = g.next() as i32;
+        this.epoch = g.next_u64() as i32;
         this
     }
 }

@@ -57,7 +57,7 @@ impl crate::sample::Sample for ConsumerGroupTargetAssignmentMetadataValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.assignment_epoch = g.next() as i32;
+        this.assignment_epoch = g.next_u64() as i32;
         this
     }
 }

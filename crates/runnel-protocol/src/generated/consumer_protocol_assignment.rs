@@ -76,7 +76,7 @@ impl crate::sample::Sample for ConsumerProtocolAssignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.assigned_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+        this.assigned_partitions = (0..g.array_len()).map(|_| TopicPartition::sample(g, version)).collect();
         this.user_data = if g.coin() { None } else { Some(g.bytes()) };
         this
     }
@@ -136,7 +136,7 @@ impl crate::sample::Sample for TopicPartition {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

@@ -109,13 +109,13 @@ impl crate::sample::Sample for ConsumerProtocolSubscription {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| g.string()).collect();
+        this.topics = (0..g.array_len()).map(|_| g.string()).collect();
         this.user_data = if g.coin() { None } else { Some(g.bytes()) };
         if version >= 1 {
-            this.owned_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+            this.owned_partitions = (0..g.array_len()).map(|_| TopicPartition::sample(g, version)).collect();
         }
         if version >= 2 {
-            this.generation_id = g.next() as i32;
+            this.generation_id = g.next_u64() as i32;
         }
         if version >= 3 {
             this.rack_id = if (version >= 3) && g.coin() {
@@ -194,7 +194,7 @@ impl crate::sample::Sample for TopicPartition {
             this.topic = g.string();
         }
         if version >= 1 {
-            this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }

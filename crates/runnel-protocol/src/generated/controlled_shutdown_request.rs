@@ -68,9 +68,9 @@ impl crate::sample::Sample for ControlledShutdownRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
+        this.broker_id = g.next_u64() as i32;
         if version >= 2 {
-            this.broker_epoch = g.next() as i64;
+            this.broker_epoch = g.next_u64() as i64;
         }
         this
     }

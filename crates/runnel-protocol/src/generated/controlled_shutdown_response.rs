@@ -73,8 +73,10 @@ impl crate::sample::Sample for ControlledShutdownResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.remaining_partitions = (0..g.len()).map(|_| RemainingPartition::sample(g, version)).collect();
+        this.error_code = g.next_u64() as i16;
+        this.remaining_partitions = (0..g.array_len())
+            .map(|_| RemainingPartition::sample(g, version))
+            .collect();
         this
     }
 }
@@ -133,7 +135,7 @@ impl crate::sample::Sample for RemainingPartition {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }

@@ -87,11 +87,11 @@ impl crate::sample::Sample for ControllerRegistrationRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.controller_id = g.next() as i32;
+        this.controller_id = g.next_u64() as i32;
         this.incarnation_id = g.uuid();
         this.zk_migration_ready = g.coin();
-        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
-        this.features = (0..g.len()).map(|_| Feature::sample(g, version)).collect();
+        this.listeners = (0..g.array_len()).map(|_| Listener::sample(g, version)).collect();
+        this.features = (0..g.array_len()).map(|_| Feature::sample(g, version)).collect();
         this
     }
 }
@@ -161,8 +161,8 @@ impl crate::sample::Sample for Listener {
         let mut this = Self::default();
         this.name = g.string();
         this.host = g.string();
-        this.port = g.next() as u16;
-        this.security_protocol = g.next() as i16;
+        this.port = g.next_u64() as u16;
+        this.security_protocol = g.next_u64() as i16;
         this
     }
 }
@@ -226,8 +226,8 @@ impl crate::sample::Sample for Feature {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.min_supported_version = g.next() as i16;
-        this.max_supported_version = g.next() as i16;
+        this.min_supported_version = g.next_u64() as i16;
+        this.max_supported_version = g.next_u64() as i16;
         this
     }
 }

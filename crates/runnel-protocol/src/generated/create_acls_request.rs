@@ -63,7 +63,7 @@ impl crate::sample::Sample for CreateAclsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.creations = (0..g.len()).map(|_| AclCreation::sample(g, version)).collect();
+        this.creations = (0..g.array_len()).map(|_| AclCreation::sample(g, version)).collect();
         this
     }
 }
@@ -150,15 +150,15 @@ impl crate::sample::Sample for AclCreation {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
         if version >= 1 {
-            this.resource_pattern_type = g.next() as i8;
+            this.resource_pattern_type = g.next_u64() as i8;
         }
         this.principal = g.string();
         this.host = g.string();
-        this.operation = g.next() as i8;
-        this.permission_type = g.next() as i8;
+        this.operation = g.next_u64() as i8;
+        this.permission_type = g.next_u64() as i8;
         this
     }
 }

@@ -68,8 +68,10 @@ impl crate::sample::Sample for CreateAclsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.results = (0..g.len()).map(|_| AclCreationResult::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.results = (0..g.array_len())
+            .map(|_| AclCreationResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -134,7 +136,7 @@ impl crate::sample::Sample for AclCreationResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }

@@ -120,8 +120,10 @@ impl crate::sample::Sample for CreateDelegationTokenRequest {
                 Some(g.string())
             };
         }
-        this.renewers = (0..g.len()).map(|_| CreatableRenewers::sample(g, version)).collect();
-        this.max_lifetime_ms = g.next() as i64;
+        this.renewers = (0..g.array_len())
+            .map(|_| CreatableRenewers::sample(g, version))
+            .collect();
+        this.max_lifetime_ms = g.next_u64() as i64;
         this
     }
 }

@@ -127,7 +127,7 @@ impl crate::sample::Sample for CreateDelegationTokenResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.principal_type = g.string();
         this.principal_name = g.string();
         if version >= 3 {
@@ -136,12 +136,12 @@ impl crate::sample::Sample for CreateDelegationTokenResponse {
         if version >= 3 {
             this.token_requester_principal_name = g.string();
         }
-        this.issue_timestamp_ms = g.next() as i64;
-        this.expiry_timestamp_ms = g.next() as i64;
-        this.max_timestamp_ms = g.next() as i64;
+        this.issue_timestamp_ms = g.next_u64() as i64;
+        this.expiry_timestamp_ms = g.next_u64() as i64;
+        this.max_timestamp_ms = g.next_u64() as i64;
         this.token_id = g.string();
         this.hmac = g.bytes();
-        this.throttle_time_ms = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
         this
     }
 }

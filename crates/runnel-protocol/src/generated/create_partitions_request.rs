@@ -73,10 +73,10 @@ impl crate::sample::Sample for CreatePartitionsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| CreatePartitionsTopic::sample(g, version))
             .collect();
-        this.timeout_ms = g.next() as i32;
+        this.timeout_ms = g.next_u64() as i32;
         this.validate_only = g.coin();
         this
     }
@@ -133,7 +133,7 @@ impl crate::sample::Sample for CreatePartitionsAssignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.broker_ids = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -209,12 +209,12 @@ impl crate::sample::Sample for CreatePartitionsTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.count = g.next() as i32;
+        this.count = g.next_u64() as i32;
         this.assignments = if g.coin() {
             None
         } else {
             Some(
-                (0..g.len())
+                (0..g.array_len())
                     .map(|_| CreatePartitionsAssignment::sample(g, version))
                     .collect(),
             )

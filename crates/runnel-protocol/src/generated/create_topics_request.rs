@@ -77,8 +77,8 @@ impl crate::sample::Sample for CreateTopicsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| CreatableTopic::sample(g, version)).collect();
-        this.timeout_ms = g.next() as i32;
+        this.topics = (0..g.array_len()).map(|_| CreatableTopic::sample(g, version)).collect();
+        this.timeout_ms = g.next_u64() as i32;
         if version >= 1 {
             this.validate_only = g.coin();
         }
@@ -142,8 +142,8 @@ impl crate::sample::Sample for CreatableReplicaAssignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.broker_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.broker_ids = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -293,12 +293,14 @@ impl crate::sample::Sample for CreatableTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.num_partitions = g.next() as i32;
-        this.replication_factor = g.next() as i16;
-        this.assignments = (0..g.len())
+        this.num_partitions = g.next_u64() as i32;
+        this.replication_factor = g.next_u64() as i16;
+        this.assignments = (0..g.array_len())
             .map(|_| CreatableReplicaAssignment::sample(g, version))
             .collect();
-        this.configs = (0..g.len()).map(|_| CreatableTopicConfig::sample(g, version)).collect();
+        this.configs = (0..g.array_len())
+            .map(|_| CreatableTopicConfig::sample(g, version))
+            .collect();
         this
     }
 }

@@ -73,9 +73,11 @@ impl crate::sample::Sample for CreateTopicsResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 2 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.topics = (0..g.len()).map(|_| CreatableTopicResult::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| CreatableTopicResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -192,7 +194,7 @@ impl crate::sample::Sample for CreatableTopicConfigs {
             this.read_only = g.coin();
         }
         if version >= 5 {
-            this.config_source = g.next() as i8;
+            this.config_source = g.next_u64() as i8;
         }
         if version >= 5 {
             this.is_sensitive = g.coin();
@@ -341,25 +343,25 @@ impl crate::sample::Sample for CreatableTopicResult {
         if version >= 7 {
             this.topic_id = g.uuid();
         }
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version >= 1 {
             this.error_message = if g.coin() { None } else { Some(g.string()) };
         }
         if version >= 5 {
-            this.topic_config_error_code = g.next() as i16;
+            this.topic_config_error_code = g.next_u64() as i16;
         }
         if version >= 5 {
-            this.num_partitions = g.next() as i32;
+            this.num_partitions = g.next_u64() as i32;
         }
         if version >= 5 {
-            this.replication_factor = g.next() as i16;
+            this.replication_factor = g.next_u64() as i16;
         }
         if version >= 5 {
             this.configs = if (version >= 5) && g.coin() {
                 None
             } else {
                 Some(
-                    (0..g.len())
+                    (0..g.array_len())
                         .map(|_| CreatableTopicConfigs::sample(g, version))
                         .collect(),
                 )

@@ -63,7 +63,9 @@ impl crate::sample::Sample for DeleteAclsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.filters = (0..g.len()).map(|_| DeleteAclsFilter::sample(g, version)).collect();
+        this.filters = (0..g.array_len())
+            .map(|_| DeleteAclsFilter::sample(g, version))
+            .collect();
         this
     }
 }
@@ -171,15 +173,15 @@ impl crate::sample::Sample for DeleteAclsFilter {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type_filter = g.next() as i8;
+        this.resource_type_filter = g.next_u64() as i8;
         this.resource_name_filter = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
-            this.pattern_type_filter = g.next() as i8;
+            this.pattern_type_filter = g.next_u64() as i8;
         }
         this.principal_filter = if g.coin() { None } else { Some(g.string()) };
         this.host_filter = if g.coin() { None } else { Some(g.string()) };
-        this.operation = g.next() as i8;
-        this.permission_type = g.next() as i8;
+        this.operation = g.next_u64() as i8;
+        this.permission_type = g.next_u64() as i8;
         this
     }
 }

@@ -68,8 +68,8 @@ impl crate::sample::Sample for DeleteAclsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.filter_results = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.filter_results = (0..g.array_len())
             .map(|_| DeleteAclsFilterResult::sample(g, version))
             .collect();
         this
@@ -175,17 +175,17 @@ impl crate::sample::Sample for DeleteAclsMatchingAcl {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
         if version >= 1 {
-            this.pattern_type = g.next() as i8;
+            this.pattern_type = g.next_u64() as i8;
         }
         this.principal = g.string();
         this.host = g.string();
-        this.operation = g.next() as i8;
-        this.permission_type = g.next() as i8;
+        this.operation = g.next_u64() as i8;
+        this.permission_type = g.next_u64() as i8;
         this
     }
 }
@@ -259,9 +259,9 @@ impl crate::sample::Sample for DeleteAclsFilterResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.matching_acls = (0..g.len())
+        this.matching_acls = (0..g.array_len())
             .map(|_| DeleteAclsMatchingAcl::sample(g, version))
             .collect();
         this

@@ -63,7 +63,7 @@ impl crate::sample::Sample for DeleteGroupsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.groups_names = (0..g.len()).map(|_| g.string()).collect();
+        this.groups_names = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }

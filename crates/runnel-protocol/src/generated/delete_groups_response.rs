@@ -68,8 +68,10 @@ impl crate::sample::Sample for DeleteGroupsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.results = (0..g.len()).map(|_| DeletableGroupResult::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.results = (0..g.array_len())
+            .map(|_| DeletableGroupResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -128,7 +130,7 @@ impl crate::sample::Sample for DeletableGroupResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }

@@ -68,8 +68,10 @@ impl crate::sample::Sample for DeleteRecordsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| DeleteRecordsTopic::sample(g, version)).collect();
-        this.timeout_ms = g.next() as i32;
+        this.topics = (0..g.array_len())
+            .map(|_| DeleteRecordsTopic::sample(g, version))
+            .collect();
+        this.timeout_ms = g.next_u64() as i32;
         this
     }
 }
@@ -127,8 +129,8 @@ impl crate::sample::Sample for DeleteRecordsPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.offset = g.next() as i64;
+        this.partition_index = g.next_u64() as i32;
+        this.offset = g.next_u64() as i64;
         this
     }
 }
@@ -191,7 +193,7 @@ impl crate::sample::Sample for DeleteRecordsTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| DeleteRecordsPartition::sample(g, version))
             .collect();
         this

@@ -68,8 +68,8 @@ impl crate::sample::Sample for DeleteRecordsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.topics = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.topics = (0..g.array_len())
             .map(|_| DeleteRecordsTopicResult::sample(g, version))
             .collect();
         this
@@ -134,9 +134,9 @@ impl crate::sample::Sample for DeleteRecordsPartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.low_watermark = g.next() as i64;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.low_watermark = g.next_u64() as i64;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }
@@ -201,7 +201,7 @@ impl crate::sample::Sample for DeleteRecordsTopicResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| DeleteRecordsPartitionResult::sample(g, version))
             .collect();
         this

@@ -69,7 +69,9 @@ impl crate::sample::Sample for DeleteShareGroupStateRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.topics = (0..g.len()).map(|_| DeleteStateData::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| DeleteStateData::sample(g, version))
+            .collect();
         this
     }
 }
@@ -122,7 +124,7 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
+        this.partition = g.next_u64() as i32;
         this
     }
 }
@@ -185,7 +187,7 @@ impl crate::sample::Sample for DeleteStateData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

@@ -63,7 +63,9 @@ impl crate::sample::Sample for DeleteShareGroupStateResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.results = (0..g.len()).map(|_| DeleteStateResult::sample(g, version)).collect();
+        this.results = (0..g.array_len())
+            .map(|_| DeleteStateResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -133,8 +135,8 @@ impl crate::sample::Sample for PartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }
@@ -198,7 +200,9 @@ impl crate::sample::Sample for DeleteStateResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionResult::sample(g, version))
+            .collect();
         this
     }
 }

@@ -86,12 +86,14 @@ impl crate::sample::Sample for DeleteTopicsRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 6 {
-            this.topics = (0..g.len()).map(|_| DeleteTopicState::sample(g, version)).collect();
+            this.topics = (0..g.array_len())
+                .map(|_| DeleteTopicState::sample(g, version))
+                .collect();
         }
         if version <= 5 {
-            this.topic_names = (0..g.len()).map(|_| g.string()).collect();
+            this.topic_names = (0..g.array_len()).map(|_| g.string()).collect();
         }
-        this.timeout_ms = g.next() as i32;
+        this.timeout_ms = g.next_u64() as i32;
         this
     }
 }

@@ -73,9 +73,11 @@ impl crate::sample::Sample for DeleteTopicsResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.responses = (0..g.len()).map(|_| DeletableTopicResult::sample(g, version)).collect();
+        this.responses = (0..g.array_len())
+            .map(|_| DeletableTopicResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -179,7 +181,7 @@ impl crate::sample::Sample for DeletableTopicResult {
         if version >= 6 {
             this.topic_id = g.uuid();
         }
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version >= 5 {
             this.error_message = if (version >= 5) && g.coin() {
                 None

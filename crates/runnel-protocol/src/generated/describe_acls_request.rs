@@ -114,15 +114,15 @@ impl crate::sample::Sample for DescribeAclsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type_filter = g.next() as i8;
+        this.resource_type_filter = g.next_u64() as i8;
         this.resource_name_filter = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
-            this.pattern_type_filter = g.next() as i8;
+            this.pattern_type_filter = g.next_u64() as i8;
         }
         this.principal_filter = if g.coin() { None } else { Some(g.string()) };
         this.host_filter = if g.coin() { None } else { Some(g.string()) };
-        this.operation = g.next() as i8;
-        this.permission_type = g.next() as i8;
+        this.operation = g.next_u64() as i8;
+        this.permission_type = g.next_u64() as i8;
         this
     }
 }

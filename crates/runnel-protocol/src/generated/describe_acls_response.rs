@@ -85,10 +85,12 @@ impl crate::sample::Sample for DescribeAclsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.resources = (0..g.len()).map(|_| DescribeAclsResource::sample(g, version)).collect();
+        this.resources = (0..g.array_len())
+            .map(|_| DescribeAclsResource::sample(g, version))
+            .collect();
         this
     }
 }
@@ -158,8 +160,8 @@ impl crate::sample::Sample for AclDescription {
         let mut this = Self::default();
         this.principal = g.string();
         this.host = g.string();
-        this.operation = g.next() as i8;
-        this.permission_type = g.next() as i8;
+        this.operation = g.next_u64() as i8;
+        this.permission_type = g.next_u64() as i8;
         this
     }
 }
@@ -235,12 +237,12 @@ impl crate::sample::Sample for DescribeAclsResource {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
         if version >= 1 {
-            this.pattern_type = g.next() as i8;
+            this.pattern_type = g.next_u64() as i8;
         }
-        this.acls = (0..g.len()).map(|_| AclDescription::sample(g, version)).collect();
+        this.acls = (0..g.array_len()).map(|_| AclDescription::sample(g, version)).collect();
         this
     }
 }

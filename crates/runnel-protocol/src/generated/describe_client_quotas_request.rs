@@ -68,7 +68,7 @@ impl crate::sample::Sample for DescribeClientQuotasRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.components = (0..g.len()).map(|_| ComponentData::sample(g, version)).collect();
+        this.components = (0..g.array_len()).map(|_| ComponentData::sample(g, version)).collect();
         this.strict = g.coin();
         this
     }
@@ -140,7 +140,7 @@ impl crate::sample::Sample for ComponentData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.entity_type = g.string();
-        this.match_type = g.next() as i8;
+        this.match_type = g.next_u64() as i8;
         this.r#match = if g.coin() { None } else { Some(g.string()) };
         this
     }

@@ -91,13 +91,13 @@ impl crate::sample::Sample for DescribeClientQuotasResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this.entries = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| EntryData::sample(g, version)).collect())
+            Some((0..g.array_len()).map(|_| EntryData::sample(g, version)).collect())
         };
         this
     }
@@ -223,7 +223,7 @@ impl crate::sample::Sample for ValueData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.key = g.string();
-        this.value = (g.next() as i32) as f64;
+        this.value = (g.next_u64() as i32) as f64;
         this
     }
 }
@@ -289,8 +289,8 @@ impl crate::sample::Sample for EntryData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.entity = (0..g.len()).map(|_| EntityData::sample(g, version)).collect();
-        this.values = (0..g.len()).map(|_| ValueData::sample(g, version)).collect();
+        this.entity = (0..g.array_len()).map(|_| EntityData::sample(g, version)).collect();
+        this.values = (0..g.array_len()).map(|_| ValueData::sample(g, version)).collect();
         this
     }
 }

@@ -70,7 +70,7 @@ impl crate::sample::Sample for DescribeClusterRequest {
         let mut this = Self::default();
         this.include_cluster_authorized_operations = g.coin();
         if version >= 1 {
-            this.endpoint_type = g.next() as i8;
+            this.endpoint_type = g.next_u64() as i8;
         }
         this
     }

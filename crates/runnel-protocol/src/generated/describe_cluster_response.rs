@@ -109,18 +109,18 @@ impl crate::sample::Sample for DescribeClusterResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
-            this.endpoint_type = g.next() as i8;
+            this.endpoint_type = g.next_u64() as i8;
         }
         this.cluster_id = g.string();
-        this.controller_id = g.next() as i32;
-        this.brokers = (0..g.len())
+        this.controller_id = g.next_u64() as i32;
+        this.brokers = (0..g.array_len())
             .map(|_| DescribeClusterBroker::sample(g, version))
             .collect();
-        this.cluster_authorized_operations = g.next() as i32;
+        this.cluster_authorized_operations = g.next_u64() as i32;
         this
     }
 }
@@ -195,9 +195,9 @@ impl crate::sample::Sample for DescribeClusterBroker {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
+        this.broker_id = g.next_u64() as i32;
         this.host = g.string();
-        this.port = g.next() as i32;
+        this.port = g.next_u64() as i32;
         this.rack = if g.coin() { None } else { Some(g.string()) };
         this
     }

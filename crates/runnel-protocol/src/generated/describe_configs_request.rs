@@ -81,7 +81,7 @@ impl crate::sample::Sample for DescribeConfigsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resources = (0..g.len())
+        this.resources = (0..g.array_len())
             .map(|_| DescribeConfigsResource::sample(g, version))
             .collect();
         if version >= 1 {
@@ -162,12 +162,12 @@ impl crate::sample::Sample for DescribeConfigsResource {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
         this.configuration_keys = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.string()).collect())
+            Some((0..g.array_len()).map(|_| g.string()).collect())
         };
         this
     }

@@ -68,8 +68,8 @@ impl crate::sample::Sample for DescribeConfigsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.results = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.results = (0..g.array_len())
             .map(|_| DescribeConfigsResult::sample(g, version))
             .collect();
         this
@@ -160,7 +160,7 @@ impl crate::sample::Sample for DescribeConfigsSynonym {
             this.value = if g.coin() { None } else { Some(g.string()) };
         }
         if version >= 1 {
-            this.source = g.next() as i8;
+            this.source = g.next_u64() as i8;
         }
         this
     }
@@ -299,16 +299,16 @@ impl crate::sample::Sample for DescribeConfigsResourceResult {
             this.is_default = g.coin();
         }
         if version >= 1 {
-            this.config_source = g.next() as i8;
+            this.config_source = g.next_u64() as i8;
         }
         this.is_sensitive = g.coin();
         if version >= 1 {
-            this.synonyms = (0..g.len())
+            this.synonyms = (0..g.array_len())
                 .map(|_| DescribeConfigsSynonym::sample(g, version))
                 .collect();
         }
         if version >= 3 {
-            this.config_type = g.next() as i8;
+            this.config_type = g.next_u64() as i8;
         }
         if version >= 3 {
             this.documentation = if g.coin() { None } else { Some(g.string()) };
@@ -398,11 +398,11 @@ impl crate::sample::Sample for DescribeConfigsResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
-        this.configs = (0..g.len())
+        this.configs = (0..g.array_len())
             .map(|_| DescribeConfigsResourceResult::sample(g, version))
             .collect();
         this

@@ -75,7 +75,7 @@ impl crate::sample::Sample for DescribeDelegationTokenRequest {
             None
         } else {
             Some(
-                (0..g.len())
+                (0..g.array_len())
                     .map(|_| DescribeDelegationTokenOwner::sample(g, version))
                     .collect(),
             )

@@ -73,11 +73,11 @@ impl crate::sample::Sample for DescribeDelegationTokenResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.tokens = (0..g.len())
+        this.error_code = g.next_u64() as i16;
+        this.tokens = (0..g.array_len())
             .map(|_| DescribedDelegationToken::sample(g, version))
             .collect();
-        this.throttle_time_ms = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
         this
     }
 }
@@ -266,12 +266,12 @@ impl crate::sample::Sample for DescribedDelegationToken {
         if version >= 3 {
             this.token_requester_principal_name = g.string();
         }
-        this.issue_timestamp = g.next() as i64;
-        this.expiry_timestamp = g.next() as i64;
-        this.max_timestamp = g.next() as i64;
+        this.issue_timestamp = g.next_u64() as i64;
+        this.expiry_timestamp = g.next_u64() as i64;
+        this.max_timestamp = g.next_u64() as i64;
         this.token_id = g.string();
         this.hmac = g.bytes();
-        this.renewers = (0..g.len())
+        this.renewers = (0..g.array_len())
             .map(|_| DescribedDelegationTokenRenewer::sample(g, version))
             .collect();
         this

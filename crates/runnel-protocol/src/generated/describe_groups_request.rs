@@ -72,7 +72,7 @@ impl crate::sample::Sample for DescribeGroupsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.groups = (0..g.len()).map(|_| g.string()).collect();
+        this.groups = (0..g.array_len()).map(|_| g.string()).collect();
         if version >= 3 {
             this.include_authorized_operations = g.coin();
         }

@@ -73,9 +73,9 @@ impl crate::sample::Sample for DescribeGroupsResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.groups = (0..g.len()).map(|_| DescribedGroup::sample(g, version)).collect();
+        this.groups = (0..g.array_len()).map(|_| DescribedGroup::sample(g, version)).collect();
         this
     }
 }
@@ -269,14 +269,16 @@ impl crate::sample::Sample for DescribedGroup {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.group_id = g.string();
         this.group_state = g.string();
         this.protocol_type = g.string();
         this.protocol_data = g.string();
-        this.members = (0..g.len()).map(|_| DescribedGroupMember::sample(g, version)).collect();
+        this.members = (0..g.array_len())
+            .map(|_| DescribedGroupMember::sample(g, version))
+            .collect();
         if version >= 3 {
-            this.authorized_operations = g.next() as i32;
+            this.authorized_operations = g.next_u64() as i32;
         }
         this
     }

@@ -73,7 +73,7 @@ impl crate::sample::Sample for DescribeLogDirsRequest {
             None
         } else {
             Some(
-                (0..g.len())
+                (0..g.array_len())
                     .map(|_| DescribableLogDirTopic::sample(g, version))
                     .collect(),
             )
@@ -139,7 +139,7 @@ impl crate::sample::Sample for DescribableLogDirTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

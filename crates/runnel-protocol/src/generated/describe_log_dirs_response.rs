@@ -77,11 +77,11 @@ impl crate::sample::Sample for DescribeLogDirsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
         if version >= 3 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
-        this.results = (0..g.len())
+        this.results = (0..g.array_len())
             .map(|_| DescribeLogDirsResult::sample(g, version))
             .collect();
         this
@@ -150,9 +150,9 @@ impl crate::sample::Sample for DescribeLogDirsPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.partition_size = g.next() as i64;
-        this.offset_lag = g.next() as i64;
+        this.partition_index = g.next_u64() as i32;
+        this.partition_size = g.next_u64() as i64;
+        this.offset_lag = g.next_u64() as i64;
         this.is_future_key = g.coin();
         this
     }
@@ -215,7 +215,7 @@ impl crate::sample::Sample for DescribeLogDirsTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| DescribeLogDirsPartition::sample(g, version))
             .collect();
         this
@@ -302,14 +302,16 @@ impl crate::sample::Sample for DescribeLogDirsResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.log_dir = g.string();
-        this.topics = (0..g.len()).map(|_| DescribeLogDirsTopic::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| DescribeLogDirsTopic::sample(g, version))
+            .collect();
         if version >= 4 {
-            this.total_bytes = g.next() as i64;
+            this.total_bytes = g.next_u64() as i64;
         }
         if version >= 4 {
-            this.usable_bytes = g.next() as i64;
+            this.usable_bytes = g.next_u64() as i64;
         }
         this
     }

@@ -62,7 +62,7 @@ impl crate::sample::Sample for DescribeProducersRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| TopicRequest::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicRequest::sample(g, version)).collect();
         this
     }
 }
@@ -124,7 +124,7 @@ impl crate::sample::Sample for TopicRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

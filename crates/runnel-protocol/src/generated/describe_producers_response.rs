@@ -68,8 +68,8 @@ impl crate::sample::Sample for DescribeProducersResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.topics = (0..g.len()).map(|_| TopicResponse::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.topics = (0..g.array_len()).map(|_| TopicResponse::sample(g, version)).collect();
         this
     }
 }
@@ -140,12 +140,12 @@ impl crate::sample::Sample for ProducerState {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.producer_id = g.next() as i64;
-        this.producer_epoch = g.next() as i32;
-        this.last_sequence = g.next() as i32;
-        this.last_timestamp = g.next() as i64;
-        this.coordinator_epoch = g.next() as i32;
-        this.current_txn_start_offset = g.next() as i64;
+        this.producer_id = g.next_u64() as i64;
+        this.producer_epoch = g.next_u64() as i32;
+        this.last_sequence = g.next_u64() as i32;
+        this.last_timestamp = g.next_u64() as i64;
+        this.coordinator_epoch = g.next_u64() as i32;
+        this.current_txn_start_offset = g.next_u64() as i64;
         this
     }
 }
@@ -223,10 +223,10 @@ impl crate::sample::Sample for PartitionResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.active_producers = (0..g.len()).map(|_| ProducerState::sample(g, version)).collect();
+        this.active_producers = (0..g.array_len()).map(|_| ProducerState::sample(g, version)).collect();
         this
     }
 }
@@ -289,7 +289,9 @@ impl crate::sample::Sample for TopicResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionResponse::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionResponse::sample(g, version))
+            .collect();
         this
     }
 }

@@ -62,7 +62,7 @@ impl crate::sample::Sample for DescribeQuorumRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }
@@ -114,7 +114,7 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }
@@ -175,7 +175,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

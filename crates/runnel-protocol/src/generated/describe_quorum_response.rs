@@ -98,7 +98,7 @@ impl crate::sample::Sample for DescribeQuorumResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version >= 2 {
             this.error_message = if (version >= 2) && g.coin() {
                 None
@@ -106,9 +106,9 @@ impl crate::sample::Sample for DescribeQuorumResponse {
                 Some(g.string())
             };
         }
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         if version >= 2 {
-            this.nodes = (0..g.len()).map(|_| Node::sample(g, version)).collect();
+            this.nodes = (0..g.array_len()).map(|_| Node::sample(g, version)).collect();
         }
         this
     }
@@ -214,8 +214,8 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         if version >= 2 {
             this.error_message = if (version >= 2) && g.coin() {
                 None
@@ -223,11 +223,11 @@ impl crate::sample::Sample for PartitionData {
                 Some(g.string())
             };
         }
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.high_watermark = g.next() as i64;
-        this.current_voters = (0..g.len()).map(|_| ReplicaState::sample(g, version)).collect();
-        this.observers = (0..g.len()).map(|_| ReplicaState::sample(g, version)).collect();
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.high_watermark = g.next_u64() as i64;
+        this.current_voters = (0..g.array_len()).map(|_| ReplicaState::sample(g, version)).collect();
+        this.observers = (0..g.array_len()).map(|_| ReplicaState::sample(g, version)).collect();
         this
     }
 }
@@ -288,7 +288,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -370,7 +370,7 @@ impl crate::sample::Sample for Listener {
             this.host = g.string();
         }
         if version >= 2 {
-            this.port = g.next() as u16;
+            this.port = g.next_u64() as u16;
         }
         this
     }
@@ -441,10 +441,10 @@ impl crate::sample::Sample for Node {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 2 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 2 {
-            this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+            this.listeners = (0..g.array_len()).map(|_| Listener::sample(g, version)).collect();
         }
         this
     }
@@ -527,16 +527,16 @@ impl crate::sample::Sample for ReplicaState {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.replica_id = g.next() as i32;
+        this.replica_id = g.next_u64() as i32;
         if version >= 2 {
             this.replica_directory_id = g.uuid();
         }
-        this.log_end_offset = g.next() as i64;
+        this.log_end_offset = g.next_u64() as i64;
         if version >= 1 {
-            this.last_fetch_timestamp = g.next() as i64;
+            this.last_fetch_timestamp = g.next_u64() as i64;
         }
         if version >= 1 {
-            this.last_caught_up_timestamp = g.next() as i64;
+            this.last_caught_up_timestamp = g.next_u64() as i64;
         }
         this
     }

@@ -85,8 +85,8 @@ impl crate::sample::Sample for DescribeTopicPartitionsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| TopicRequest::sample(g, version)).collect();
-        this.response_partition_limit = g.next() as i32;
+        this.topics = (0..g.array_len()).map(|_| TopicRequest::sample(g, version)).collect();
+        this.response_partition_limit = g.next_u64() as i32;
         this.cursor = if g.coin() {
             None
         } else {
@@ -203,7 +203,7 @@ impl crate::sample::Sample for Cursor {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }

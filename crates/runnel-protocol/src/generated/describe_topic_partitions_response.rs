@@ -87,8 +87,8 @@ impl crate::sample::Sample for DescribeTopicPartitionsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.topics = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.topics = (0..g.array_len())
             .map(|_| DescribeTopicPartitionsResponseTopic::sample(g, version))
             .collect();
         this.next_cursor = if g.coin() {
@@ -218,23 +218,23 @@ impl crate::sample::Sample for DescribeTopicPartitionsResponsePartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.partition_index = g.next() as i32;
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.replica_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.isr_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.error_code = g.next_u64() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.replica_nodes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.isr_nodes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this.eligible_leader_replicas = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.next() as i32).collect())
+            Some((0..g.array_len()).map(|_| g.next_u64() as i32).collect())
         };
         this.last_known_elr = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.next() as i32).collect())
+            Some((0..g.array_len()).map(|_| g.next_u64() as i32).collect())
         };
-        this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.offline_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -325,14 +325,14 @@ impl crate::sample::Sample for DescribeTopicPartitionsResponseTopic {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.name = if g.coin() { None } else { Some(g.string()) };
         this.topic_id = g.uuid();
         this.is_internal = g.coin();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| DescribeTopicPartitionsResponsePartition::sample(g, version))
             .collect();
-        this.topic_authorized_operations = g.next() as i32;
+        this.topic_authorized_operations = g.next_u64() as i32;
         this
     }
 }
@@ -391,7 +391,7 @@ impl crate::sample::Sample for Cursor {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }

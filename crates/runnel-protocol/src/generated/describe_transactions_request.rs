@@ -63,7 +63,7 @@ impl crate::sample::Sample for DescribeTransactionsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.transactional_ids = (0..g.len()).map(|_| g.string()).collect();
+        this.transactional_ids = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }

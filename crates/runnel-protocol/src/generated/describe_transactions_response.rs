@@ -67,8 +67,10 @@ impl crate::sample::Sample for DescribeTransactionsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.transaction_states = (0..g.len()).map(|_| TransactionState::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.transaction_states = (0..g.array_len())
+            .map(|_| TransactionState::sample(g, version))
+            .collect();
         this
     }
 }
@@ -128,7 +130,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -212,14 +214,14 @@ impl crate::sample::Sample for TransactionState {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.transactional_id = g.string();
         this.transaction_state = g.string();
-        this.transaction_timeout_ms = g.next() as i32;
-        this.transaction_start_time_ms = g.next() as i64;
-        this.producer_id = g.next() as i64;
-        this.producer_epoch = g.next() as i16;
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.transaction_timeout_ms = g.next_u64() as i32;
+        this.transaction_start_time_ms = g.next_u64() as i64;
+        this.producer_id = g.next_u64() as i64;
+        this.producer_epoch = g.next_u64() as i16;
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }

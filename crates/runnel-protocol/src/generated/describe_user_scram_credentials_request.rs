@@ -72,7 +72,7 @@ impl crate::sample::Sample for DescribeUserScramCredentialsRequest {
         this.users = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| UserName::sample(g, version)).collect())
+            Some((0..g.array_len()).map(|_| UserName::sample(g, version)).collect())
         };
         this
     }

@@ -87,10 +87,10 @@ impl crate::sample::Sample for DescribeUserScramCredentialsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.results = (0..g.len())
+        this.results = (0..g.array_len())
             .map(|_| DescribeUserScramCredentialsResult::sample(g, version))
             .collect();
         this
@@ -150,8 +150,8 @@ impl crate::sample::Sample for CredentialInfo {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.mechanism = g.next() as i8;
-        this.iterations = g.next() as i32;
+        this.mechanism = g.next_u64() as i8;
+        this.iterations = g.next_u64() as i32;
         this
     }
 }
@@ -231,9 +231,9 @@ impl crate::sample::Sample for DescribeUserScramCredentialsResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.user = g.string();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.credential_infos = (0..g.len()).map(|_| CredentialInfo::sample(g, version)).collect();
+        this.credential_infos = (0..g.array_len()).map(|_| CredentialInfo::sample(g, version)).collect();
         this
     }
 }

@@ -84,14 +84,18 @@ impl crate::sample::Sample for ElectLeadersRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.election_type = g.next() as i8;
+            this.election_type = g.next_u64() as i8;
         }
         this.topic_partitions = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect())
+            Some(
+                (0..g.array_len())
+                    .map(|_| TopicPartitions::sample(g, version))
+                    .collect(),
+            )
         };
-        this.timeout_ms = g.next() as i32;
+        this.timeout_ms = g.next_u64() as i32;
         this
     }
 }
@@ -153,7 +157,7 @@ impl crate::sample::Sample for TopicPartitions {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

@@ -83,11 +83,11 @@ impl crate::sample::Sample for ElectLeadersResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
+        this.throttle_time_ms = g.next_u64() as i32;
         if version >= 1 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
-        this.replica_election_results = (0..g.len())
+        this.replica_election_results = (0..g.array_len())
             .map(|_| ReplicaElectionResult::sample(g, version))
             .collect();
         this
@@ -159,8 +159,8 @@ impl crate::sample::Sample for PartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_id = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_id = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }
@@ -224,7 +224,9 @@ impl crate::sample::Sample for ReplicaElectionResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partition_result = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this.partition_result = (0..g.array_len())
+            .map(|_| PartitionResult::sample(g, version))
+            .collect();
         this
     }
 }

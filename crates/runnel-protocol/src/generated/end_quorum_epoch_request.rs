@@ -87,9 +87,9 @@ impl crate::sample::Sample for EndQuorumEpochRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         if version >= 1 {
-            this.leader_endpoints = (0..g.len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
+            this.leader_endpoints = (0..g.array_len()).map(|_| LeaderEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -155,7 +155,7 @@ impl crate::sample::Sample for ReplicaInfo {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.candidate_id = g.next() as i32;
+            this.candidate_id = g.next_u64() as i32;
         }
         if version >= 1 {
             this.candidate_directory_id = g.uuid();
@@ -257,14 +257,14 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         if version <= 0 {
-            this.preferred_successors = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.preferred_successors = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         if version >= 1 {
-            this.preferred_candidates = (0..g.len()).map(|_| ReplicaInfo::sample(g, version)).collect();
+            this.preferred_candidates = (0..g.array_len()).map(|_| ReplicaInfo::sample(g, version)).collect();
         }
         this
     }
@@ -326,7 +326,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -408,7 +408,7 @@ impl crate::sample::Sample for LeaderEndpoint {
             this.host = g.string();
         }
         if version >= 1 {
-            this.port = g.next() as u16;
+            this.port = g.next_u64() as u16;
         }
         this
     }

@@ -82,13 +82,13 @@ impl crate::sample::Sample for EndTxnResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         if version >= 5 {
-            this.producer_id = g.next() as i64;
+            this.producer_id = g.next_u64() as i64;
         }
         if version >= 5 {
-            this.producer_epoch = g.next() as i16;
+            this.producer_epoch = g.next_u64() as i16;
         }
         this
     }

@@ -72,7 +72,7 @@ impl crate::sample::Sample for EnvelopeResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.response_data = if g.coin() { None } else { Some(g.bytes()) };
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }

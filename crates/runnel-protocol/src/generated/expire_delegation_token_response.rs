@@ -69,9 +69,9 @@ impl crate::sample::Sample for ExpireDelegationTokenResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.expiry_timestamp_ms = g.next() as i64;
-        this.throttle_time_ms = g.next() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.expiry_timestamp_ms = g.next_u64() as i64;
+        this.throttle_time_ms = g.next_u64() as i32;
         this
     }
 }

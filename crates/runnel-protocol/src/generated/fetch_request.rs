@@ -195,28 +195,28 @@ impl crate::sample::Sample for FetchRequest {
             };
         }
         if version <= 14 {
-            this.replica_id = g.next() as i32;
+            this.replica_id = g.next_u64() as i32;
         }
         if version >= 15 {
             this.replica_state = ReplicaState::sample(g, version);
         }
-        this.max_wait_ms = g.next() as i32;
-        this.min_bytes = g.next() as i32;
+        this.max_wait_ms = g.next_u64() as i32;
+        this.min_bytes = g.next_u64() as i32;
         if version >= 3 {
-            this.max_bytes = g.next() as i32;
+            this.max_bytes = g.next_u64() as i32;
         }
         if version >= 4 {
-            this.isolation_level = g.next() as i8;
+            this.isolation_level = g.next_u64() as i8;
         }
         if version >= 7 {
-            this.session_id = g.next() as i32;
+            this.session_id = g.next_u64() as i32;
         }
         if version >= 7 {
-            this.session_epoch = g.next() as i32;
+            this.session_epoch = g.next_u64() as i32;
         }
-        this.topics = (0..g.len()).map(|_| FetchTopic::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| FetchTopic::sample(g, version)).collect();
         if version >= 7 {
-            this.forgotten_topics_data = (0..g.len()).map(|_| ForgottenTopic::sample(g, version)).collect();
+            this.forgotten_topics_data = (0..g.array_len()).map(|_| ForgottenTopic::sample(g, version)).collect();
         }
         if version >= 11 {
             this.rack_id = g.string();
@@ -286,10 +286,10 @@ impl crate::sample::Sample for ReplicaState {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 15 {
-            this.replica_id = g.next() as i32;
+            this.replica_id = g.next_u64() as i32;
         }
         if version >= 15 {
-            this.replica_epoch = g.next() as i64;
+            this.replica_epoch = g.next_u64() as i64;
         }
         this
     }
@@ -398,18 +398,18 @@ impl crate::sample::Sample for FetchPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
+        this.partition = g.next_u64() as i32;
         if version >= 9 {
-            this.current_leader_epoch = g.next() as i32;
+            this.current_leader_epoch = g.next_u64() as i32;
         }
-        this.fetch_offset = g.next() as i64;
+        this.fetch_offset = g.next_u64() as i64;
         if version >= 12 {
-            this.last_fetched_epoch = g.next() as i32;
+            this.last_fetched_epoch = g.next_u64() as i32;
         }
         if version >= 5 {
-            this.log_start_offset = g.next() as i64;
+            this.log_start_offset = g.next_u64() as i64;
         }
-        this.partition_max_bytes = g.next() as i32;
+        this.partition_max_bytes = g.next_u64() as i32;
         if version >= 17 {
             this.replica_directory_id = g.uuid();
         }
@@ -493,7 +493,7 @@ impl crate::sample::Sample for FetchTopic {
         if version >= 13 {
             this.topic_id = g.uuid();
         }
-        this.partitions = (0..g.len()).map(|_| FetchPartition::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| FetchPartition::sample(g, version)).collect();
         this
     }
 }
@@ -579,7 +579,7 @@ impl crate::sample::Sample for ForgottenTopic {
             this.topic_id = g.uuid();
         }
         if version >= 7 {
-            this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }

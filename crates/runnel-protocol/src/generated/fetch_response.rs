@@ -113,19 +113,19 @@ impl crate::sample::Sample for FetchResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
         if version >= 7 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         if version >= 7 {
-            this.session_id = g.next() as i32;
+            this.session_id = g.next_u64() as i32;
         }
-        this.responses = (0..g.len())
+        this.responses = (0..g.array_len())
             .map(|_| FetchableTopicResponse::sample(g, version))
             .collect();
         if version >= 16 {
-            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+            this.node_endpoints = (0..g.array_len()).map(|_| NodeEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -191,10 +191,10 @@ impl crate::sample::Sample for EpochEndOffset {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 12 {
-            this.epoch = g.next() as i32;
+            this.epoch = g.next_u64() as i32;
         }
         if version >= 12 {
-            this.end_offset = g.next() as i64;
+            this.end_offset = g.next_u64() as i64;
         }
         this
     }
@@ -261,10 +261,10 @@ impl crate::sample::Sample for LeaderIdAndEpoch {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 12 {
-            this.leader_id = g.next() as i32;
+            this.leader_id = g.next_u64() as i32;
         }
         if version >= 12 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
         this
     }
@@ -321,8 +321,8 @@ impl crate::sample::Sample for SnapshotId {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.end_offset = g.next() as i64;
-        this.epoch = g.next() as i32;
+        this.end_offset = g.next_u64() as i64;
+        this.epoch = g.next_u64() as i32;
         this
     }
 }
@@ -389,10 +389,10 @@ impl crate::sample::Sample for AbortedTransaction {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 4 {
-            this.producer_id = g.next() as i64;
+            this.producer_id = g.next_u64() as i64;
         }
         if version >= 4 {
-            this.first_offset = g.next() as i64;
+            this.first_offset = g.next_u64() as i64;
         }
         this
     }
@@ -564,14 +564,14 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.high_watermark = g.next() as i64;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.high_watermark = g.next_u64() as i64;
         if version >= 4 {
-            this.last_stable_offset = g.next() as i64;
+            this.last_stable_offset = g.next_u64() as i64;
         }
         if version >= 5 {
-            this.log_start_offset = g.next() as i64;
+            this.log_start_offset = g.next_u64() as i64;
         }
         if version >= 12 {
             this.diverging_epoch = EpochEndOffset::sample(g, version);
@@ -586,11 +586,15 @@ impl crate::sample::Sample for PartitionData {
             this.aborted_transactions = if (version >= 4) && g.coin() {
                 None
             } else {
-                Some((0..g.len()).map(|_| AbortedTransaction::sample(g, version)).collect())
+                Some(
+                    (0..g.array_len())
+                        .map(|_| AbortedTransaction::sample(g, version))
+                        .collect(),
+                )
             };
         }
         if version >= 11 {
-            this.preferred_read_replica = g.next() as i32;
+            this.preferred_read_replica = g.next_u64() as i32;
         }
         this.records = if g.coin() { None } else { Some(g.bytes()) };
         this
@@ -673,7 +677,7 @@ impl crate::sample::Sample for FetchableTopicResponse {
         if version >= 13 {
             this.topic_id = g.uuid();
         }
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -768,13 +772,13 @@ impl crate::sample::Sample for NodeEndpoint {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 16 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 16 {
             this.host = g.string();
         }
         if version >= 16 {
-            this.port = g.next() as i32;
+            this.port = g.next_u64() as i32;
         }
         if version >= 16 {
             this.rack = if (version >= 16) && g.coin() {

@@ -99,9 +99,9 @@ impl crate::sample::Sample for FetchSnapshotRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
-        this.replica_id = g.next() as i32;
-        this.max_bytes = g.next() as i32;
-        this.topics = (0..g.len()).map(|_| TopicSnapshot::sample(g, version)).collect();
+        this.replica_id = g.next_u64() as i32;
+        this.max_bytes = g.next_u64() as i32;
+        this.topics = (0..g.array_len()).map(|_| TopicSnapshot::sample(g, version)).collect();
         this
     }
 }
@@ -157,8 +157,8 @@ impl crate::sample::Sample for SnapshotId {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.end_offset = g.next() as i64;
-        this.epoch = g.next() as i32;
+        this.end_offset = g.next_u64() as i64;
+        this.epoch = g.next_u64() as i32;
         this
     }
 }
@@ -244,10 +244,10 @@ impl crate::sample::Sample for PartitionSnapshot {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.current_leader_epoch = g.next() as i32;
+        this.partition = g.next_u64() as i32;
+        this.current_leader_epoch = g.next_u64() as i32;
         this.snapshot_id = SnapshotId::sample(g, version);
-        this.position = g.next() as i64;
+        this.position = g.next_u64() as i64;
         if version >= 1 {
             this.replica_directory_id = g.uuid();
         }
@@ -313,7 +313,9 @@ impl crate::sample::Sample for TopicSnapshot {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionSnapshot::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionSnapshot::sample(g, version))
+            .collect();
         this
     }
 }

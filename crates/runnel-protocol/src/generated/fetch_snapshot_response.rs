@@ -95,11 +95,11 @@ impl crate::sample::Sample for FetchSnapshotResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.topics = (0..g.len()).map(|_| TopicSnapshot::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.topics = (0..g.array_len()).map(|_| TopicSnapshot::sample(g, version)).collect();
         if version >= 1 {
-            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+            this.node_endpoints = (0..g.array_len()).map(|_| NodeEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -156,8 +156,8 @@ impl crate::sample::Sample for SnapshotId {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.end_offset = g.next() as i64;
-        this.epoch = g.next() as i32;
+        this.end_offset = g.next_u64() as i64;
+        this.epoch = g.next_u64() as i32;
         this
     }
 }
@@ -214,8 +214,8 @@ impl crate::sample::Sample for LeaderIdAndEpoch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -320,12 +320,12 @@ impl crate::sample::Sample for PartitionSnapshot {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.snapshot_id = SnapshotId::sample(g, version);
         this.current_leader = LeaderIdAndEpoch::sample(g, version);
-        this.size = g.next() as i64;
-        this.position = g.next() as i64;
+        this.size = g.next_u64() as i64;
+        this.position = g.next_u64() as i64;
         this.unaligned_records = Some(g.bytes());
         this
     }
@@ -389,7 +389,9 @@ impl crate::sample::Sample for TopicSnapshot {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionSnapshot::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionSnapshot::sample(g, version))
+            .collect();
         this
     }
 }
@@ -465,13 +467,13 @@ impl crate::sample::Sample for NodeEndpoint {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 1 {
             this.host = g.string();
         }
         if version >= 1 {
-            this.port = g.next() as u16;
+            this.port = g.next_u64() as u16;
         }
         this
     }

@@ -89,10 +89,10 @@ impl crate::sample::Sample for FindCoordinatorRequest {
             this.key = g.string();
         }
         if version >= 1 {
-            this.key_type = g.next() as i8;
+            this.key_type = g.next_u64() as i8;
         }
         if version >= 4 {
-            this.coordinator_keys = (0..g.len()).map(|_| g.string()).collect();
+            this.coordinator_keys = (0..g.array_len()).map(|_| g.string()).collect();
         }
         this
     }

@@ -132,10 +132,10 @@ impl crate::sample::Sample for FindCoordinatorResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
         if version <= 3 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         if version >= 1 && version <= 3 {
             this.error_message = if (version >= 1 && version <= 3) && g.coin() {
@@ -145,16 +145,16 @@ impl crate::sample::Sample for FindCoordinatorResponse {
             };
         }
         if version <= 3 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version <= 3 {
             this.host = g.string();
         }
         if version <= 3 {
-            this.port = g.next() as i32;
+            this.port = g.next_u64() as i32;
         }
         if version >= 4 {
-            this.coordinators = (0..g.len()).map(|_| Coordinator::sample(g, version)).collect();
+            this.coordinators = (0..g.array_len()).map(|_| Coordinator::sample(g, version)).collect();
         }
         this
     }
@@ -271,16 +271,16 @@ impl crate::sample::Sample for Coordinator {
             this.key = g.string();
         }
         if version >= 4 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 4 {
             this.host = g.string();
         }
         if version >= 4 {
-            this.port = g.next() as i32;
+            this.port = g.next_u64() as i32;
         }
         if version >= 4 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         if version >= 4 {
             this.error_message = if (version >= 4) && g.coin() {

@@ -112,15 +112,15 @@ impl crate::sample::Sample for GetTelemetrySubscriptionsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.client_instance_id = g.uuid();
-        this.subscription_id = g.next() as i32;
-        this.accepted_compression_types = (0..g.len()).map(|_| g.next() as i8).collect();
-        this.push_interval_ms = g.next() as i32;
-        this.telemetry_max_bytes = g.next() as i32;
+        this.subscription_id = g.next_u64() as i32;
+        this.accepted_compression_types = (0..g.array_len()).map(|_| g.next_u64() as i8).collect();
+        this.push_interval_ms = g.next_u64() as i32;
+        this.telemetry_max_bytes = g.next_u64() as i32;
         this.delta_temporality = g.coin();
-        this.requested_metrics = (0..g.len()).map(|_| g.string()).collect();
+        this.requested_metrics = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }

@@ -99,13 +99,13 @@ impl crate::sample::Sample for GroupMetadataValue {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.protocol_type = g.string();
-        this.generation = g.next() as i32;
+        this.generation = g.next_u64() as i32;
         this.protocol = if g.coin() { None } else { Some(g.string()) };
         this.leader = if g.coin() { None } else { Some(g.string()) };
         if version >= 2 {
-            this.current_state_timestamp = g.next() as i64;
+            this.current_state_timestamp = g.next_u64() as i64;
         }
-        this.members = (0..g.len()).map(|_| MemberMetadata::sample(g, version)).collect();
+        this.members = (0..g.array_len()).map(|_| MemberMetadata::sample(g, version)).collect();
         this
     }
 }
@@ -213,9 +213,9 @@ impl crate::sample::Sample for MemberMetadata {
         this.client_id = g.string();
         this.client_host = g.string();
         if version >= 1 {
-            this.rebalance_timeout = g.next() as i32;
+            this.rebalance_timeout = g.next_u64() as i32;
         }
-        this.session_timeout = g.next() as i32;
+        this.session_timeout = g.next_u64() as i32;
         this.subscription = g.bytes();
         this.assignment = g.bytes();
         this

@@ -68,7 +68,9 @@ impl crate::sample::Sample for IncrementalAlterConfigsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resources = (0..g.len()).map(|_| AlterConfigsResource::sample(g, version)).collect();
+        this.resources = (0..g.array_len())
+            .map(|_| AlterConfigsResource::sample(g, version))
+            .collect();
         this.validate_only = g.coin();
         this
     }
@@ -140,7 +142,7 @@ impl crate::sample::Sample for AlterableConfig {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.config_operation = g.next() as i8;
+        this.config_operation = g.next_u64() as i8;
         this.value = if g.coin() { None } else { Some(g.string()) };
         this
     }
@@ -208,9 +210,11 @@ impl crate::sample::Sample for AlterConfigsResource {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.resource_type = g.next() as i8;
+        this.resource_type = g.next_u64() as i8;
         this.resource_name = g.string();
-        this.configs = (0..g.len()).map(|_| AlterableConfig::sample(g, version)).collect();
+        this.configs = (0..g.array_len())
+            .map(|_| AlterableConfig::sample(g, version))
+            .collect();
         this
     }
 }

@@ -90,12 +90,12 @@ impl crate::sample::Sample for InitProducerIdRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.transactional_id = if g.coin() { None } else { Some(g.string()) };
-        this.transaction_timeout_ms = g.next() as i32;
+        this.transaction_timeout_ms = g.next_u64() as i32;
         if version >= 3 {
-            this.producer_id = g.next() as i64;
+            this.producer_id = g.next_u64() as i64;
         }
         if version >= 3 {
-            this.producer_epoch = g.next() as i16;
+            this.producer_epoch = g.next_u64() as i16;
         }
         this
     }

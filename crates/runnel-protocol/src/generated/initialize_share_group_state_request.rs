@@ -69,7 +69,9 @@ impl crate::sample::Sample for InitializeShareGroupStateRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.topics = (0..g.len()).map(|_| InitializeStateData::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| InitializeStateData::sample(g, version))
+            .collect();
         this
     }
 }
@@ -132,9 +134,9 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.state_epoch = g.next() as i32;
-        this.start_offset = g.next() as i64;
+        this.partition = g.next_u64() as i32;
+        this.state_epoch = g.next_u64() as i32;
+        this.start_offset = g.next_u64() as i64;
         this
     }
 }
@@ -197,7 +199,7 @@ impl crate::sample::Sample for InitializeStateData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

@@ -131,9 +131,9 @@ impl crate::sample::Sample for JoinGroupRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.session_timeout_ms = g.next() as i32;
+        this.session_timeout_ms = g.next_u64() as i32;
         if version >= 1 {
-            this.rebalance_timeout_ms = g.next() as i32;
+            this.rebalance_timeout_ms = g.next_u64() as i32;
         }
         this.member_id = g.string();
         if version >= 5 {
@@ -144,7 +144,7 @@ impl crate::sample::Sample for JoinGroupRequest {
             };
         }
         this.protocol_type = g.string();
-        this.protocols = (0..g.len())
+        this.protocols = (0..g.array_len())
             .map(|_| JoinGroupRequestProtocol::sample(g, version))
             .collect();
         if version >= 8 {

@@ -135,10 +135,10 @@ impl crate::sample::Sample for JoinGroupResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 2 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.error_code = g.next() as i16;
-        this.generation_id = g.next() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.generation_id = g.next_u64() as i32;
         if version >= 7 {
             this.protocol_type = if (version >= 7) && g.coin() {
                 None
@@ -156,7 +156,7 @@ impl crate::sample::Sample for JoinGroupResponse {
             this.skip_assignment = g.coin();
         }
         this.member_id = g.string();
-        this.members = (0..g.len())
+        this.members = (0..g.array_len())
             .map(|_| JoinGroupResponseMember::sample(g, version))
             .collect();
         this

@@ -62,8 +62,8 @@ impl crate::sample::Sample for KRaftVersionRecord {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.version = g.next() as i16;
-        this.k_raft_version = g.next() as i16;
+        this.version = g.next_u64() as i16;
+        this.k_raft_version = g.next_u64() as i16;
         this
     }
 }

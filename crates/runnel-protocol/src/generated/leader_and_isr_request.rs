@@ -133,28 +133,28 @@ impl crate::sample::Sample for LeaderAndIsrRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.controller_id = g.next() as i32;
+        this.controller_id = g.next_u64() as i32;
         if version >= 7 {
             this.is_k_raft_controller = g.coin();
         }
-        this.controller_epoch = g.next() as i32;
+        this.controller_epoch = g.next_u64() as i32;
         if version >= 2 {
-            this.broker_epoch = g.next() as i64;
+            this.broker_epoch = g.next_u64() as i64;
         }
         if version >= 5 {
-            this.r#type = g.next() as i8;
+            this.r#type = g.next_u64() as i8;
         }
         if version <= 1 {
-            this.ungrouped_partition_states = (0..g.len())
+            this.ungrouped_partition_states = (0..g.array_len())
                 .map(|_| LeaderAndIsrPartitionState::sample(g, version))
                 .collect();
         }
         if version >= 2 {
-            this.topic_states = (0..g.len())
+            this.topic_states = (0..g.array_len())
                 .map(|_| LeaderAndIsrTopicState::sample(g, version))
                 .collect();
         }
-        this.live_leaders = (0..g.len())
+        this.live_leaders = (0..g.array_len())
             .map(|_| LeaderAndIsrLiveLeader::sample(g, version))
             .collect();
         this
@@ -244,7 +244,7 @@ impl crate::sample::Sample for LeaderAndIsrTopicState {
             this.topic_id = g.uuid();
         }
         if version >= 2 {
-            this.partition_states = (0..g.len())
+            this.partition_states = (0..g.array_len())
                 .map(|_| LeaderAndIsrPartitionState::sample(g, version))
                 .collect();
         }
@@ -310,9 +310,9 @@ impl crate::sample::Sample for LeaderAndIsrLiveLeader {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
+        this.broker_id = g.next_u64() as i32;
         this.host_name = g.string();
-        this.port = g.next() as i32;
+        this.port = g.next_u64() as i32;
         this
     }
 }
@@ -456,24 +456,24 @@ impl crate::sample::Sample for LeaderAndIsrPartitionState {
         if version <= 1 {
             this.topic_name = g.string();
         }
-        this.partition_index = g.next() as i32;
-        this.controller_epoch = g.next() as i32;
-        this.leader = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.isr = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.partition_epoch = g.next() as i32;
-        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.controller_epoch = g.next_u64() as i32;
+        this.leader = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.isr = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.partition_epoch = g.next_u64() as i32;
+        this.replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         if version >= 3 {
-            this.adding_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.adding_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         if version >= 3 {
-            this.removing_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.removing_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         if version >= 1 {
             this.is_new = g.coin();
         }
         if version >= 6 {
-            this.leader_recovery_state = g.next() as i8;
+            this.leader_recovery_state = g.next_u64() as i8;
         }
         this
     }

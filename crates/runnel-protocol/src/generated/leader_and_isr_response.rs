@@ -87,14 +87,14 @@ impl crate::sample::Sample for LeaderAndIsrResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version <= 4 {
-            this.partition_errors = (0..g.len())
+            this.partition_errors = (0..g.array_len())
                 .map(|_| LeaderAndIsrPartitionError::sample(g, version))
                 .collect();
         }
         if version >= 5 {
-            this.topics = (0..g.len())
+            this.topics = (0..g.array_len())
                 .map(|_| LeaderAndIsrTopicError::sample(g, version))
                 .collect();
         }
@@ -173,7 +173,7 @@ impl crate::sample::Sample for LeaderAndIsrTopicError {
             this.topic_id = g.uuid();
         }
         if version >= 5 {
-            this.partition_errors = (0..g.len())
+            this.partition_errors = (0..g.array_len())
                 .map(|_| LeaderAndIsrPartitionError::sample(g, version))
                 .collect();
         }
@@ -245,8 +245,8 @@ impl crate::sample::Sample for LeaderAndIsrPartitionError {
         if version <= 4 {
             this.topic_name = g.string();
         }
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }

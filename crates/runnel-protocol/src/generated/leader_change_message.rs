@@ -80,10 +80,10 @@ impl crate::sample::Sample for LeaderChangeMessage {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.version = g.next() as i16;
-        this.leader_id = g.next() as i32;
-        this.voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
-        this.granting_voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
+        this.version = g.next_u64() as i16;
+        this.leader_id = g.next_u64() as i32;
+        this.voters = (0..g.array_len()).map(|_| Voter::sample(g, version)).collect();
+        this.granting_voters = (0..g.array_len()).map(|_| Voter::sample(g, version)).collect();
         this
     }
 }
@@ -143,7 +143,7 @@ impl crate::sample::Sample for Voter {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.voter_id = g.next() as i32;
+        this.voter_id = g.next_u64() as i32;
         if version >= 1 {
             this.voter_directory_id = g.uuid();
         }

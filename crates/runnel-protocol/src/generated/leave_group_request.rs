@@ -86,7 +86,7 @@ impl crate::sample::Sample for LeaveGroupRequest {
             this.member_id = g.string();
         }
         if version >= 3 {
-            this.members = (0..g.len()).map(|_| MemberIdentity::sample(g, version)).collect();
+            this.members = (0..g.array_len()).map(|_| MemberIdentity::sample(g, version)).collect();
         }
         this
     }

@@ -82,11 +82,11 @@ impl crate::sample::Sample for LeaveGroupResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version >= 3 {
-            this.members = (0..g.len()).map(|_| MemberResponse::sample(g, version)).collect();
+            this.members = (0..g.array_len()).map(|_| MemberResponse::sample(g, version)).collect();
         }
         this
     }
@@ -183,7 +183,7 @@ impl crate::sample::Sample for MemberResponse {
             };
         }
         if version >= 3 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         this
     }

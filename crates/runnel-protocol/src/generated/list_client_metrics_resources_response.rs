@@ -79,9 +79,9 @@ impl crate::sample::Sample for ListClientMetricsResourcesResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.client_metrics_resources = (0..g.len())
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.client_metrics_resources = (0..g.array_len())
             .map(|_| ClientMetricsResource::sample(g, version))
             .collect();
         this

@@ -81,10 +81,10 @@ impl crate::sample::Sample for ListGroupsRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 4 {
-            this.states_filter = (0..g.len()).map(|_| g.string()).collect();
+            this.states_filter = (0..g.array_len()).map(|_| g.string()).collect();
         }
         if version >= 5 {
-            this.types_filter = (0..g.len()).map(|_| g.string()).collect();
+            this.types_filter = (0..g.array_len()).map(|_| g.string()).collect();
         }
         this
     }

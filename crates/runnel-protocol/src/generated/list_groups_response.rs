@@ -78,10 +78,10 @@ impl crate::sample::Sample for ListGroupsResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.error_code = g.next() as i16;
-        this.groups = (0..g.len()).map(|_| ListedGroup::sample(g, version)).collect();
+        this.error_code = g.next_u64() as i16;
+        this.groups = (0..g.array_len()).map(|_| ListedGroup::sample(g, version)).collect();
         this
     }
 }

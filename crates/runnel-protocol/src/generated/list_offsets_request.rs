@@ -86,13 +86,15 @@ impl crate::sample::Sample for ListOffsetsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.replica_id = g.next() as i32;
+        this.replica_id = g.next_u64() as i32;
         if version >= 2 {
-            this.isolation_level = g.next() as i8;
+            this.isolation_level = g.next_u64() as i8;
         }
-        this.topics = (0..g.len()).map(|_| ListOffsetsTopic::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| ListOffsetsTopic::sample(g, version))
+            .collect();
         if version >= 10 {
-            this.timeout_ms = g.next() as i32;
+            this.timeout_ms = g.next_u64() as i32;
         }
         this
     }
@@ -169,13 +171,13 @@ impl crate::sample::Sample for ListOffsetsPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         if version >= 4 {
-            this.current_leader_epoch = g.next() as i32;
+            this.current_leader_epoch = g.next_u64() as i32;
         }
-        this.timestamp = g.next() as i64;
+        this.timestamp = g.next_u64() as i64;
         if version <= 0 {
-            this.max_num_offsets = g.next() as i32;
+            this.max_num_offsets = g.next_u64() as i32;
         }
         this
     }
@@ -239,7 +241,9 @@ impl crate::sample::Sample for ListOffsetsTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len()).map(|_| ListOffsetsPartition::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| ListOffsetsPartition::sample(g, version))
+            .collect();
         this
     }
 }

@@ -73,9 +73,9 @@ impl crate::sample::Sample for ListOffsetsResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 2 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| ListOffsetsTopicResponse::sample(g, version))
             .collect();
         this
@@ -174,19 +174,19 @@ impl crate::sample::Sample for ListOffsetsPartitionResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         if version <= 0 {
-            this.old_style_offsets = (0..g.len()).map(|_| g.next() as i64).collect();
+            this.old_style_offsets = (0..g.array_len()).map(|_| g.next_u64() as i64).collect();
         }
         if version >= 1 {
-            this.timestamp = g.next() as i64;
+            this.timestamp = g.next_u64() as i64;
         }
         if version >= 1 {
-            this.offset = g.next() as i64;
+            this.offset = g.next_u64() as i64;
         }
         if version >= 4 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
         this
     }
@@ -252,7 +252,7 @@ impl crate::sample::Sample for ListOffsetsTopicResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| ListOffsetsPartitionResponse::sample(g, version))
             .collect();
         this

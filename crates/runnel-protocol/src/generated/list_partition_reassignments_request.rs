@@ -76,12 +76,12 @@ impl crate::sample::Sample for ListPartitionReassignmentsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.timeout_ms = g.next() as i32;
+        this.timeout_ms = g.next_u64() as i32;
         this.topics = if g.coin() {
             None
         } else {
             Some(
-                (0..g.len())
+                (0..g.array_len())
                     .map(|_| ListPartitionReassignmentsTopics::sample(g, version))
                     .collect(),
             )
@@ -148,7 +148,7 @@ impl crate::sample::Sample for ListPartitionReassignmentsTopics {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

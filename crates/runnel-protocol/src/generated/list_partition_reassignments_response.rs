@@ -85,10 +85,10 @@ impl crate::sample::Sample for ListPartitionReassignmentsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| OngoingTopicReassignment::sample(g, version))
             .collect();
         this
@@ -169,10 +169,10 @@ impl crate::sample::Sample for OngoingPartitionReassignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.adding_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.removing_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.adding_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.removing_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -237,7 +237,7 @@ impl crate::sample::Sample for OngoingTopicReassignment {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| OngoingPartitionReassignment::sample(g, version))
             .collect();
         this

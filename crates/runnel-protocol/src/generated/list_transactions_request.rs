@@ -81,10 +81,10 @@ impl crate::sample::Sample for ListTransactionsRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.state_filters = (0..g.len()).map(|_| g.string()).collect();
-        this.producer_id_filters = (0..g.len()).map(|_| g.next() as i64).collect();
+        this.state_filters = (0..g.array_len()).map(|_| g.string()).collect();
+        this.producer_id_filters = (0..g.array_len()).map(|_| g.next_u64() as i64).collect();
         if version >= 1 {
-            this.duration_filter = g.next() as i64;
+            this.duration_filter = g.next_u64() as i64;
         }
         this
     }

@@ -85,10 +85,12 @@ impl crate::sample::Sample for ListTransactionsResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.unknown_state_filters = (0..g.len()).map(|_| g.string()).collect();
-        this.transaction_states = (0..g.len()).map(|_| TransactionState::sample(g, version)).collect();
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.unknown_state_filters = (0..g.array_len()).map(|_| g.string()).collect();
+        this.transaction_states = (0..g.array_len())
+            .map(|_| TransactionState::sample(g, version))
+            .collect();
         this
     }
 }
@@ -149,7 +151,7 @@ impl crate::sample::Sample for TransactionState {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.transactional_id = g.string();
-        this.producer_id = g.next() as i64;
+        this.producer_id = g.next_u64() as i64;
         this.transaction_state = g.string();
         this
     }

@@ -102,7 +102,11 @@ impl crate::sample::Sample for MetadataRequest {
         this.topics = if (version >= 1) && g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| MetadataRequestTopic::sample(g, version)).collect())
+            Some(
+                (0..g.array_len())
+                    .map(|_| MetadataRequestTopic::sample(g, version))
+                    .collect(),
+            )
         };
         if version >= 4 {
             this.allow_auto_topic_creation = g.coin();

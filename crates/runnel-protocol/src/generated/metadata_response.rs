@@ -119,9 +119,9 @@ impl crate::sample::Sample for MetadataResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 3 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.brokers = (0..g.len())
+        this.brokers = (0..g.array_len())
             .map(|_| MetadataResponseBroker::sample(g, version))
             .collect();
         if version >= 2 {
@@ -132,13 +132,13 @@ impl crate::sample::Sample for MetadataResponse {
             };
         }
         if version >= 1 {
-            this.controller_id = g.next() as i32;
+            this.controller_id = g.next_u64() as i32;
         }
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| MetadataResponseTopic::sample(g, version))
             .collect();
         if version >= 8 && version <= 10 {
-            this.cluster_authorized_operations = g.next() as i32;
+            this.cluster_authorized_operations = g.next_u64() as i32;
         }
         this
     }
@@ -221,9 +221,9 @@ impl crate::sample::Sample for MetadataResponseBroker {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.node_id = g.next() as i32;
+        this.node_id = g.next_u64() as i32;
         this.host = g.string();
-        this.port = g.next() as i32;
+        this.port = g.next_u64() as i32;
         if version >= 1 {
             this.rack = if (version >= 1) && g.coin() {
                 None
@@ -331,16 +331,16 @@ impl crate::sample::Sample for MetadataResponsePartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.partition_index = g.next() as i32;
-        this.leader_id = g.next() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.leader_id = g.next_u64() as i32;
         if version >= 7 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
-        this.replica_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.isr_nodes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.replica_nodes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.isr_nodes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         if version >= 5 {
-            this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.offline_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }
@@ -447,7 +447,7 @@ impl crate::sample::Sample for MetadataResponseTopic {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.name = if (version >= 12) && g.coin() {
             None
         } else {
@@ -459,11 +459,11 @@ impl crate::sample::Sample for MetadataResponseTopic {
         if version >= 1 {
             this.is_internal = g.coin();
         }
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| MetadataResponsePartition::sample(g, version))
             .collect();
         if version >= 8 {
-            this.topic_authorized_operations = g.next() as i32;
+            this.topic_authorized_operations = g.next_u64() as i32;
         }
         this
     }

@@ -66,7 +66,7 @@ impl crate::sample::Sample for OffsetCommitKey {
         let mut this = Self::default();
         this.group = g.string();
         this.topic = g.string();
-        this.partition = g.next() as i32;
+        this.partition = g.next_u64() as i32;
         this
     }
 }

@@ -116,7 +116,7 @@ impl crate::sample::Sample for OffsetCommitRequest {
         let mut this = Self::default();
         this.group_id = g.string();
         if version >= 1 {
-            this.generation_id_or_member_epoch = g.next() as i32;
+            this.generation_id_or_member_epoch = g.next_u64() as i32;
         }
         if version >= 1 {
             this.member_id = g.string();
@@ -129,9 +129,9 @@ impl crate::sample::Sample for OffsetCommitRequest {
             };
         }
         if version >= 2 && version <= 4 {
-            this.retention_time_ms = g.next() as i64;
+            this.retention_time_ms = g.next_u64() as i64;
         }
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| OffsetCommitRequestTopic::sample(g, version))
             .collect();
         this
@@ -221,13 +221,13 @@ impl crate::sample::Sample for OffsetCommitRequestPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.committed_offset = g.next() as i64;
+        this.partition_index = g.next_u64() as i32;
+        this.committed_offset = g.next_u64() as i64;
         if version >= 6 {
-            this.committed_leader_epoch = g.next() as i32;
+            this.committed_leader_epoch = g.next_u64() as i32;
         }
         if version >= 1 && version <= 1 {
-            this.commit_timestamp = g.next() as i64;
+            this.commit_timestamp = g.next_u64() as i64;
         }
         this.committed_metadata = if g.coin() { None } else { Some(g.string()) };
         this
@@ -294,7 +294,7 @@ impl crate::sample::Sample for OffsetCommitRequestTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| OffsetCommitRequestPartition::sample(g, version))
             .collect();
         this

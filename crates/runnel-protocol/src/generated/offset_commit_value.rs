@@ -80,14 +80,14 @@ impl crate::sample::Sample for OffsetCommitValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.offset = g.next() as i64;
+        this.offset = g.next_u64() as i64;
         if version >= 3 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
         this.metadata = g.string();
-        this.commit_timestamp = g.next() as i64;
+        this.commit_timestamp = g.next_u64() as i64;
         if version >= 1 && version <= 1 {
-            this.expire_timestamp = g.next() as i64;
+            this.expire_timestamp = g.next_u64() as i64;
         }
         this
     }

@@ -69,7 +69,7 @@ impl crate::sample::Sample for OffsetDeleteRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| OffsetDeleteRequestTopic::sample(g, version))
             .collect();
         this
@@ -124,7 +124,7 @@ impl crate::sample::Sample for OffsetDeleteRequestPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
         this
     }
 }
@@ -189,7 +189,7 @@ impl crate::sample::Sample for OffsetDeleteRequestTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| OffsetDeleteRequestPartition::sample(g, version))
             .collect();
         this

@@ -75,9 +75,9 @@ impl crate::sample::Sample for OffsetDeleteResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.throttle_time_ms = g.next() as i32;
-        this.topics = (0..g.len())
+        this.error_code = g.next_u64() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.topics = (0..g.array_len())
             .map(|_| OffsetDeleteResponseTopic::sample(g, version))
             .collect();
         this
@@ -137,8 +137,8 @@ impl crate::sample::Sample for OffsetDeleteResponsePartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }
@@ -203,7 +203,7 @@ impl crate::sample::Sample for OffsetDeleteResponseTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| OffsetDeleteResponsePartition::sample(g, version))
             .collect();
         this

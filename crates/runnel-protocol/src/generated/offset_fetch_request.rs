@@ -115,14 +115,14 @@ impl crate::sample::Sample for OffsetFetchRequest {
                 None
             } else {
                 Some(
-                    (0..g.len())
+                    (0..g.array_len())
                         .map(|_| OffsetFetchRequestTopic::sample(g, version))
                         .collect(),
                 )
             };
         }
         if version >= 8 {
-            this.groups = (0..g.len())
+            this.groups = (0..g.array_len())
                 .map(|_| OffsetFetchRequestGroup::sample(g, version))
                 .collect();
         }
@@ -202,7 +202,7 @@ impl crate::sample::Sample for OffsetFetchRequestTopic {
             this.name = g.string();
         }
         if version <= 7 {
-            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }
@@ -277,7 +277,7 @@ impl crate::sample::Sample for OffsetFetchRequestTopics {
             this.name = g.string();
         }
         if version >= 8 {
-            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }
@@ -396,14 +396,14 @@ impl crate::sample::Sample for OffsetFetchRequestGroup {
             };
         }
         if version >= 9 {
-            this.member_epoch = g.next() as i32;
+            this.member_epoch = g.next_u64() as i32;
         }
         if version >= 8 {
             this.topics = if (version >= 8) && g.coin() {
                 None
             } else {
                 Some(
-                    (0..g.len())
+                    (0..g.array_len())
                         .map(|_| OffsetFetchRequestTopics::sample(g, version))
                         .collect(),
                 )

@@ -99,18 +99,18 @@ impl crate::sample::Sample for OffsetFetchResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 3 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
         if version <= 7 {
-            this.topics = (0..g.len())
+            this.topics = (0..g.array_len())
                 .map(|_| OffsetFetchResponseTopic::sample(g, version))
                 .collect();
         }
         if version >= 2 && version <= 7 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         if version >= 8 {
-            this.groups = (0..g.len())
+            this.groups = (0..g.array_len())
                 .map(|_| OffsetFetchResponseGroup::sample(g, version))
                 .collect();
         }
@@ -217,13 +217,13 @@ impl crate::sample::Sample for OffsetFetchResponsePartition {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version <= 7 {
-            this.partition_index = g.next() as i32;
+            this.partition_index = g.next_u64() as i32;
         }
         if version <= 7 {
-            this.committed_offset = g.next() as i64;
+            this.committed_offset = g.next_u64() as i64;
         }
         if version >= 5 && version <= 7 {
-            this.committed_leader_epoch = g.next() as i32;
+            this.committed_leader_epoch = g.next_u64() as i32;
         }
         if version <= 7 {
             this.metadata = if (version <= 7) && g.coin() {
@@ -233,7 +233,7 @@ impl crate::sample::Sample for OffsetFetchResponsePartition {
             };
         }
         if version <= 7 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         this
     }
@@ -310,7 +310,7 @@ impl crate::sample::Sample for OffsetFetchResponseTopic {
             this.name = g.string();
         }
         if version <= 7 {
-            this.partitions = (0..g.len())
+            this.partitions = (0..g.array_len())
                 .map(|_| OffsetFetchResponsePartition::sample(g, version))
                 .collect();
         }
@@ -417,13 +417,13 @@ impl crate::sample::Sample for OffsetFetchResponsePartitions {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 8 {
-            this.partition_index = g.next() as i32;
+            this.partition_index = g.next_u64() as i32;
         }
         if version >= 8 {
-            this.committed_offset = g.next() as i64;
+            this.committed_offset = g.next_u64() as i64;
         }
         if version >= 8 {
-            this.committed_leader_epoch = g.next() as i32;
+            this.committed_leader_epoch = g.next_u64() as i32;
         }
         if version >= 8 {
             this.metadata = if (version >= 8) && g.coin() {
@@ -433,7 +433,7 @@ impl crate::sample::Sample for OffsetFetchResponsePartitions {
             };
         }
         if version >= 8 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         this
     }
@@ -510,7 +510,7 @@ impl crate::sample::Sample for OffsetFetchResponseTopics {
             this.name = g.string();
         }
         if version >= 8 {
-            this.partitions = (0..g.len())
+            this.partitions = (0..g.array_len())
                 .map(|_| OffsetFetchResponsePartitions::sample(g, version))
                 .collect();
         }
@@ -598,12 +598,12 @@ impl crate::sample::Sample for OffsetFetchResponseGroup {
             this.group_id = g.string();
         }
         if version >= 8 {
-            this.topics = (0..g.len())
+            this.topics = (0..g.array_len())
                 .map(|_| OffsetFetchResponseTopics::sample(g, version))
                 .collect();
         }
         if version >= 8 {
-            this.error_code = g.next() as i16;
+            this.error_code = g.next_u64() as i16;
         }
         this
     }

@@ -73,9 +73,11 @@ impl crate::sample::Sample for OffsetForLeaderEpochRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 3 {
-            this.replica_id = g.next() as i32;
+            this.replica_id = g.next_u64() as i32;
         }
-        this.topics = (0..g.len()).map(|_| OffsetForLeaderTopic::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| OffsetForLeaderTopic::sample(g, version))
+            .collect();
         this
     }
 }
@@ -142,11 +144,11 @@ impl crate::sample::Sample for OffsetForLeaderPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
+        this.partition = g.next_u64() as i32;
         if version >= 2 {
-            this.current_leader_epoch = g.next() as i32;
+            this.current_leader_epoch = g.next_u64() as i32;
         }
-        this.leader_epoch = g.next() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -209,7 +211,7 @@ impl crate::sample::Sample for OffsetForLeaderTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| OffsetForLeaderPartition::sample(g, version))
             .collect();
         this

@@ -75,9 +75,9 @@ impl crate::sample::Sample for OffsetForLeaderEpochResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 2 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| OffsetForLeaderTopicResult::sample(g, version))
             .collect();
         this
@@ -151,12 +151,12 @@ impl crate::sample::Sample for EpochEndOffset {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.partition = g.next() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.partition = g.next_u64() as i32;
         if version >= 1 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
-        this.end_offset = g.next() as i64;
+        this.end_offset = g.next_u64() as i64;
         this
     }
 }
@@ -219,7 +219,7 @@ impl crate::sample::Sample for OffsetForLeaderTopicResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partitions = (0..g.len()).map(|_| EpochEndOffset::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| EpochEndOffset::sample(g, version)).collect();
         this
     }
 }

@@ -99,9 +99,11 @@ impl crate::sample::Sample for ProduceRequest {
                 Some(g.string())
             };
         }
-        this.acks = g.next() as i16;
-        this.timeout_ms = g.next() as i32;
-        this.topic_data = (0..g.len()).map(|_| TopicProduceData::sample(g, version)).collect();
+        this.acks = g.next_u64() as i16;
+        this.timeout_ms = g.next_u64() as i32;
+        this.topic_data = (0..g.array_len())
+            .map(|_| TopicProduceData::sample(g, version))
+            .collect();
         this
     }
 }
@@ -166,7 +168,7 @@ impl crate::sample::Sample for PartitionProduceData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.index = g.next() as i32;
+        this.index = g.next_u64() as i32;
         this.records = if g.coin() { None } else { Some(g.bytes()) };
         this
     }
@@ -230,7 +232,9 @@ impl crate::sample::Sample for TopicProduceData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partition_data = (0..g.len()).map(|_| PartitionProduceData::sample(g, version)).collect();
+        this.partition_data = (0..g.array_len())
+            .map(|_| PartitionProduceData::sample(g, version))
+            .collect();
         this
     }
 }

@@ -94,12 +94,14 @@ impl crate::sample::Sample for ProduceResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.responses = (0..g.len()).map(|_| TopicProduceResponse::sample(g, version)).collect();
+        this.responses = (0..g.array_len())
+            .map(|_| TopicProduceResponse::sample(g, version))
+            .collect();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
         if version >= 10 {
-            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+            this.node_endpoints = (0..g.array_len()).map(|_| NodeEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -177,7 +179,7 @@ impl crate::sample::Sample for BatchIndexAndErrorMessage {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 8 {
-            this.batch_index = g.next() as i32;
+            this.batch_index = g.next_u64() as i32;
         }
         if version >= 8 {
             this.batch_index_error_message = if (version >= 8) && g.coin() {
@@ -251,10 +253,10 @@ impl crate::sample::Sample for LeaderIdAndEpoch {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 10 {
-            this.leader_id = g.next() as i32;
+            this.leader_id = g.next_u64() as i32;
         }
         if version >= 10 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
         this
     }
@@ -387,17 +389,17 @@ impl crate::sample::Sample for PartitionProduceResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.index = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.base_offset = g.next() as i64;
+        this.index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.base_offset = g.next_u64() as i64;
         if version >= 2 {
-            this.log_append_time_ms = g.next() as i64;
+            this.log_append_time_ms = g.next_u64() as i64;
         }
         if version >= 5 {
-            this.log_start_offset = g.next() as i64;
+            this.log_start_offset = g.next_u64() as i64;
         }
         if version >= 8 {
-            this.record_errors = (0..g.len())
+            this.record_errors = (0..g.array_len())
                 .map(|_| BatchIndexAndErrorMessage::sample(g, version))
                 .collect();
         }
@@ -479,7 +481,7 @@ impl crate::sample::Sample for TopicProduceResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partition_responses = (0..g.len())
+        this.partition_responses = (0..g.array_len())
             .map(|_| PartitionProduceResponse::sample(g, version))
             .collect();
         this
@@ -576,13 +578,13 @@ impl crate::sample::Sample for NodeEndpoint {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 10 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 10 {
             this.host = g.string();
         }
         if version >= 10 {
-            this.port = g.next() as i32;
+            this.port = g.next_u64() as i32;
         }
         if version >= 10 {
             this.rack = if (version >= 10) && g.coin() {

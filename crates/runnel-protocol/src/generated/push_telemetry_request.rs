@@ -80,9 +80,9 @@ impl crate::sample::Sample for PushTelemetryRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.client_instance_id = g.uuid();
-        this.subscription_id = g.next() as i32;
+        this.subscription_id = g.next_u64() as i32;
         this.terminating = g.coin();
-        this.compression_type = g.next() as i8;
+        this.compression_type = g.next_u64() as i8;
         this.metrics = g.bytes();
         this
     }

@@ -63,7 +63,9 @@ impl crate::sample::Sample for ReadShareGroupStateResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.results = (0..g.len()).map(|_| ReadStateResult::sample(g, version)).collect();
+        this.results = (0..g.array_len())
+            .map(|_| ReadStateResult::sample(g, version))
+            .collect();
         this
     }
 }
@@ -130,10 +132,10 @@ impl crate::sample::Sample for StateBatch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.first_offset = g.next() as i64;
-        this.last_offset = g.next() as i64;
-        this.delivery_state = g.next() as i8;
-        this.delivery_count = g.next() as i16;
+        this.first_offset = g.next_u64() as i64;
+        this.last_offset = g.next_u64() as i64;
+        this.delivery_state = g.next_u64() as i8;
+        this.delivery_count = g.next_u64() as i16;
         this
     }
 }
@@ -221,12 +223,12 @@ impl crate::sample::Sample for PartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.state_epoch = g.next() as i32;
-        this.start_offset = g.next() as i64;
-        this.state_batches = (0..g.len()).map(|_| StateBatch::sample(g, version)).collect();
+        this.state_epoch = g.next_u64() as i32;
+        this.start_offset = g.next_u64() as i64;
+        this.state_batches = (0..g.array_len()).map(|_| StateBatch::sample(g, version)).collect();
         this
     }
 }
@@ -289,7 +291,9 @@ impl crate::sample::Sample for ReadStateResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionResult::sample(g, version))
+            .collect();
         this
     }
 }

@@ -69,7 +69,9 @@ impl crate::sample::Sample for ReadShareGroupStateSummaryRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.topics = (0..g.len()).map(|_| ReadStateSummaryData::sample(g, version)).collect();
+        this.topics = (0..g.array_len())
+            .map(|_| ReadStateSummaryData::sample(g, version))
+            .collect();
         this
     }
 }
@@ -127,8 +129,8 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.partition = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -191,7 +193,7 @@ impl crate::sample::Sample for ReadStateSummaryData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

@@ -63,7 +63,7 @@ impl crate::sample::Sample for ReadShareGroupStateSummaryResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.results = (0..g.len())
+        this.results = (0..g.array_len())
             .map(|_| ReadStateSummaryResult::sample(g, version))
             .collect();
         this
@@ -145,11 +145,11 @@ impl crate::sample::Sample for PartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.state_epoch = g.next() as i32;
-        this.start_offset = g.next() as i64;
+        this.state_epoch = g.next_u64() as i32;
+        this.start_offset = g.next_u64() as i64;
         this
     }
 }
@@ -212,7 +212,9 @@ impl crate::sample::Sample for ReadStateSummaryResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionResult::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| PartitionResult::sample(g, version))
+            .collect();
         this
     }
 }

@@ -76,7 +76,7 @@ impl crate::sample::Sample for RemoveRaftVoterRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
-        this.voter_id = g.next() as i32;
+        this.voter_id = g.next_u64() as i32;
         this.voter_directory_id = g.uuid();
         this
     }

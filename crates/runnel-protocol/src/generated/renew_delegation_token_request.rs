@@ -65,7 +65,7 @@ impl crate::sample::Sample for RenewDelegationTokenRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.hmac = g.bytes();
-        this.renew_period_ms = g.next() as i64;
+        this.renew_period_ms = g.next_u64() as i64;
         this
     }
 }

@@ -86,9 +86,9 @@ impl crate::sample::Sample for RequestHeader {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.request_api_key = g.next() as i16;
-        this.request_api_version = g.next() as i16;
-        this.correlation_id = g.next() as i32;
+        this.request_api_key = g.next_u64() as i16;
+        this.request_api_version = g.next_u64() as i16;
+        this.correlation_id = g.next_u64() as i32;
         if version >= 1 {
             this.client_id = if (version >= 1) && g.coin() {
                 None

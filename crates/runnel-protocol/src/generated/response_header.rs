@@ -57,7 +57,7 @@ impl crate::sample::Sample for ResponseHeader {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.correlation_id = g.next() as i32;
+        this.correlation_id = g.next_u64() as i32;
         this
     }
 }

@@ -85,11 +85,11 @@ impl crate::sample::Sample for SaslAuthenticateResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this.auth_bytes = g.bytes();
         if version >= 1 {
-            this.session_lifetime_ms = g.next() as i64;
+            this.session_lifetime_ms = g.next_u64() as i64;
         }
         this
     }

@@ -68,8 +68,8 @@ impl crate::sample::Sample for SaslHandshakeResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.mechanisms = (0..g.len()).map(|_| g.string()).collect();
+        this.error_code = g.next_u64() as i16;
+        this.mechanisms = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }

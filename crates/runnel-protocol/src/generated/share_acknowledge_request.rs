@@ -94,8 +94,10 @@ impl crate::sample::Sample for ShareAcknowledgeRequest {
         let mut this = Self::default();
         this.group_id = if g.coin() { None } else { Some(g.string()) };
         this.member_id = if g.coin() { None } else { Some(g.string()) };
-        this.share_session_epoch = g.next() as i32;
-        this.topics = (0..g.len()).map(|_| AcknowledgeTopic::sample(g, version)).collect();
+        this.share_session_epoch = g.next_u64() as i32;
+        this.topics = (0..g.array_len())
+            .map(|_| AcknowledgeTopic::sample(g, version))
+            .collect();
         this
     }
 }
@@ -162,9 +164,9 @@ impl crate::sample::Sample for AcknowledgementBatch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.first_offset = g.next() as i64;
-        this.last_offset = g.next() as i64;
-        this.acknowledge_types = (0..g.len()).map(|_| g.next() as i8).collect();
+        this.first_offset = g.next_u64() as i64;
+        this.last_offset = g.next_u64() as i64;
+        this.acknowledge_types = (0..g.array_len()).map(|_| g.next_u64() as i8).collect();
         this
     }
 }
@@ -232,8 +234,10 @@ impl crate::sample::Sample for AcknowledgePartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.acknowledgement_batches = (0..g.len()).map(|_| AcknowledgementBatch::sample(g, version)).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.acknowledgement_batches = (0..g.array_len())
+            .map(|_| AcknowledgementBatch::sample(g, version))
+            .collect();
         this
     }
 }
@@ -296,7 +300,9 @@ impl crate::sample::Sample for AcknowledgeTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| AcknowledgePartition::sample(g, version)).collect();
+        this.partitions = (0..g.array_len())
+            .map(|_| AcknowledgePartition::sample(g, version))
+            .collect();
         this
     }
 }

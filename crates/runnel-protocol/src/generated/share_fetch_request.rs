@@ -123,12 +123,12 @@ impl crate::sample::Sample for ShareFetchRequest {
         let mut this = Self::default();
         this.group_id = if g.coin() { None } else { Some(g.string()) };
         this.member_id = if g.coin() { None } else { Some(g.string()) };
-        this.share_session_epoch = g.next() as i32;
-        this.max_wait_ms = g.next() as i32;
-        this.min_bytes = g.next() as i32;
-        this.max_bytes = g.next() as i32;
-        this.topics = (0..g.len()).map(|_| FetchTopic::sample(g, version)).collect();
-        this.forgotten_topics_data = (0..g.len()).map(|_| ForgottenTopic::sample(g, version)).collect();
+        this.share_session_epoch = g.next_u64() as i32;
+        this.max_wait_ms = g.next_u64() as i32;
+        this.min_bytes = g.next_u64() as i32;
+        this.max_bytes = g.next_u64() as i32;
+        this.topics = (0..g.array_len()).map(|_| FetchTopic::sample(g, version)).collect();
+        this.forgotten_topics_data = (0..g.array_len()).map(|_| ForgottenTopic::sample(g, version)).collect();
         this
     }
 }
@@ -195,9 +195,9 @@ impl crate::sample::Sample for AcknowledgementBatch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.first_offset = g.next() as i64;
-        this.last_offset = g.next() as i64;
-        this.acknowledge_types = (0..g.len()).map(|_| g.next() as i8).collect();
+        this.first_offset = g.next_u64() as i64;
+        this.last_offset = g.next_u64() as i64;
+        this.acknowledge_types = (0..g.array_len()).map(|_| g.next_u64() as i8).collect();
         this
     }
 }
@@ -270,9 +270,11 @@ impl crate::sample::Sample for FetchPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.partition_max_bytes = g.next() as i32;
-        this.acknowledgement_batches = (0..g.len()).map(|_| AcknowledgementBatch::sample(g, version)).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.partition_max_bytes = g.next_u64() as i32;
+        this.acknowledgement_batches = (0..g.array_len())
+            .map(|_| AcknowledgementBatch::sample(g, version))
+            .collect();
         this
     }
 }
@@ -335,7 +337,7 @@ impl crate::sample::Sample for FetchTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| FetchPartition::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| FetchPartition::sample(g, version)).collect();
         this
     }
 }
@@ -397,7 +399,7 @@ impl crate::sample::Sample for ForgottenTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

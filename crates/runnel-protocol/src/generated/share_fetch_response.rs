@@ -96,13 +96,13 @@ impl crate::sample::Sample for ShareFetchResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.responses = (0..g.len())
+        this.responses = (0..g.array_len())
             .map(|_| ShareFetchableTopicResponse::sample(g, version))
             .collect();
-        this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+        this.node_endpoints = (0..g.array_len()).map(|_| NodeEndpoint::sample(g, version)).collect();
         this
     }
 }
@@ -159,8 +159,8 @@ impl crate::sample::Sample for LeaderIdAndEpoch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this
     }
 }
@@ -223,9 +223,9 @@ impl crate::sample::Sample for AcquiredRecords {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.first_offset = g.next() as i64;
-        this.last_offset = g.next() as i64;
-        this.delivery_count = g.next() as i16;
+        this.first_offset = g.next_u64() as i64;
+        this.last_offset = g.next_u64() as i64;
+        this.delivery_count = g.next_u64() as i16;
         this
     }
 }
@@ -337,14 +337,16 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
-        this.acknowledge_error_code = g.next() as i16;
+        this.acknowledge_error_code = g.next_u64() as i16;
         this.acknowledge_error_message = if g.coin() { None } else { Some(g.string()) };
         this.current_leader = LeaderIdAndEpoch::sample(g, version);
         this.records = if g.coin() { None } else { Some(g.bytes()) };
-        this.acquired_records = (0..g.len()).map(|_| AcquiredRecords::sample(g, version)).collect();
+        this.acquired_records = (0..g.array_len())
+            .map(|_| AcquiredRecords::sample(g, version))
+            .collect();
         this
     }
 }
@@ -407,7 +409,7 @@ impl crate::sample::Sample for ShareFetchableTopicResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -482,9 +484,9 @@ impl crate::sample::Sample for NodeEndpoint {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.node_id = g.next() as i32;
+        this.node_id = g.next_u64() as i32;
         this.host = g.string();
-        this.port = g.next() as i32;
+        this.port = g.next_u64() as i32;
         this.rack = if g.coin() { None } else { Some(g.string()) };
         this
     }

@@ -81,10 +81,12 @@ impl crate::sample::Sample for ShareGroupCurrentMemberAssignmentValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.member_epoch = g.next() as i32;
-        this.previous_member_epoch = g.next() as i32;
-        this.state = g.next() as i8;
-        this.assigned_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this.member_epoch = g.next_u64() as i32;
+        this.previous_member_epoch = g.next_u64() as i32;
+        this.state = g.next_u64() as i8;
+        this.assigned_partitions = (0..g.array_len())
+            .map(|_| TopicPartitions::sample(g, version))
+            .collect();
         this
     }
 }
@@ -145,7 +147,7 @@ impl crate::sample::Sample for TopicPartitions {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

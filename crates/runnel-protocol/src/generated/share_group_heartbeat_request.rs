@@ -98,12 +98,12 @@ impl crate::sample::Sample for ShareGroupHeartbeatRequest {
         let mut this = Self::default();
         this.group_id = g.string();
         this.member_id = g.string();
-        this.member_epoch = g.next() as i32;
+        this.member_epoch = g.next_u64() as i32;
         this.rack_id = if g.coin() { None } else { Some(g.string()) };
         this.subscribed_topic_names = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| g.string()).collect())
+            Some((0..g.array_len()).map(|_| g.string()).collect())
         };
         this
     }

@@ -115,12 +115,12 @@ impl crate::sample::Sample for ShareGroupHeartbeatResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this.member_id = if g.coin() { None } else { Some(g.string()) };
-        this.member_epoch = g.next() as i32;
-        this.heartbeat_interval_ms = g.next() as i32;
+        this.member_epoch = g.next_u64() as i32;
+        this.heartbeat_interval_ms = g.next_u64() as i32;
         this.assignment = if g.coin() {
             None
         } else {
@@ -182,7 +182,9 @@ impl crate::sample::Sample for Assignment {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topic_partitions = (0..g.len()).map(|_| TopicPartitions::sample(g, version)).collect();
+        this.topic_partitions = (0..g.array_len())
+            .map(|_| TopicPartitions::sample(g, version))
+            .collect();
         this
     }
 }
@@ -243,7 +245,7 @@ impl crate::sample::Sample for TopicPartitions {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

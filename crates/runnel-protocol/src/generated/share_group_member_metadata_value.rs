@@ -91,7 +91,7 @@ impl crate::sample::Sample for ShareGroupMemberMetadataValue {
         this.rack_id = if g.coin() { None } else { Some(g.string()) };
         this.client_id = g.string();
         this.client_host = g.string();
-        this.subscribed_topic_names = (0..g.len()).map(|_| g.string()).collect();
+        this.subscribed_topic_names = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }

@@ -61,7 +61,7 @@ impl crate::sample::Sample for ShareGroupPartitionMetadataValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topics = (0..g.len()).map(|_| TopicMetadata::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicMetadata::sample(g, version)).collect();
         this
     }
 }
@@ -123,8 +123,8 @@ impl crate::sample::Sample for PartitionMetadata {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.racks = (0..g.len()).map(|_| g.string()).collect();
+        this.partition = g.next_u64() as i32;
+        this.racks = (0..g.array_len()).map(|_| g.string()).collect();
         this
     }
 }
@@ -198,8 +198,10 @@ impl crate::sample::Sample for TopicMetadata {
         let mut this = Self::default();
         this.topic_id = g.uuid();
         this.topic_name = g.string();
-        this.num_partitions = g.next() as i32;
-        this.partition_metadata = (0..g.len()).map(|_| PartitionMetadata::sample(g, version)).collect();
+        this.num_partitions = g.next_u64() as i32;
+        this.partition_metadata = (0..g.array_len())
+            .map(|_| PartitionMetadata::sample(g, version))
+            .collect();
         this
     }
 }

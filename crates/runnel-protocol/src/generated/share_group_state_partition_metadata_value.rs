@@ -70,8 +70,10 @@ impl crate::sample::Sample for ShareGroupStatePartitionMetadataValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.initialized_topics = (0..g.len()).map(|_| TopicPartitionsInfo::sample(g, version)).collect();
-        this.deleting_topics = (0..g.len()).map(|_| TopicInfo::sample(g, version)).collect();
+        this.initialized_topics = (0..g.array_len())
+            .map(|_| TopicPartitionsInfo::sample(g, version))
+            .collect();
+        this.deleting_topics = (0..g.array_len()).map(|_| TopicInfo::sample(g, version)).collect();
         this
     }
 }
@@ -138,7 +140,7 @@ impl crate::sample::Sample for TopicPartitionsInfo {
         let mut this = Self::default();
         this.topic_id = g.uuid();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

@@ -61,7 +61,7 @@ impl crate::sample::Sample for ShareGroupTargetAssignmentMemberValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.topic_partitions = (0..g.len()).map(|_| TopicPartition::sample(g, version)).collect();
+        this.topic_partitions = (0..g.array_len()).map(|_| TopicPartition::sample(g, version)).collect();
         this
     }
 }
@@ -121,7 +121,7 @@ impl crate::sample::Sample for TopicPartition {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partitions = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

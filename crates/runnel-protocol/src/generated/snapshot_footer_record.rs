@@ -57,7 +57,7 @@ impl crate::sample::Sample for SnapshotFooterRecord {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.version = g.next() as i16;
+        this.version = g.next_u64() as i16;
         this
     }
 }

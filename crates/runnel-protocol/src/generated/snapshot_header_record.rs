@@ -62,8 +62,8 @@ impl crate::sample::Sample for SnapshotHeaderRecord {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.version = g.next() as i16;
-        this.last_contained_log_timestamp = g.next() as i64;
+        this.version = g.next_u64() as i16;
+        this.last_contained_log_timestamp = g.next_u64() as i64;
         this
     }
 }

@@ -136,27 +136,29 @@ impl crate::sample::Sample for StopReplicaRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.controller_id = g.next() as i32;
+        this.controller_id = g.next_u64() as i32;
         if version >= 4 {
             this.is_k_raft_controller = g.coin();
         }
-        this.controller_epoch = g.next() as i32;
+        this.controller_epoch = g.next_u64() as i32;
         if version >= 1 {
-            this.broker_epoch = g.next() as i64;
+            this.broker_epoch = g.next_u64() as i64;
         }
         if version <= 2 {
             this.delete_partitions = g.coin();
         }
         if version <= 0 {
-            this.ungrouped_partitions = (0..g.len())
+            this.ungrouped_partitions = (0..g.array_len())
                 .map(|_| StopReplicaPartitionV0::sample(g, version))
                 .collect();
         }
         if version >= 1 && version <= 2 {
-            this.topics = (0..g.len()).map(|_| StopReplicaTopicV1::sample(g, version)).collect();
+            this.topics = (0..g.array_len())
+                .map(|_| StopReplicaTopicV1::sample(g, version))
+                .collect();
         }
         if version >= 3 {
-            this.topic_states = (0..g.len())
+            this.topic_states = (0..g.array_len())
                 .map(|_| StopReplicaTopicState::sample(g, version))
                 .collect();
         }
@@ -229,7 +231,7 @@ impl crate::sample::Sample for StopReplicaPartitionV0 {
             this.topic_name = g.string();
         }
         if version <= 0 {
-            this.partition_index = g.next() as i32;
+            this.partition_index = g.next_u64() as i32;
         }
         this
     }
@@ -304,7 +306,7 @@ impl crate::sample::Sample for StopReplicaTopicV1 {
             this.name = g.string();
         }
         if version >= 1 && version <= 2 {
-            this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }
@@ -381,10 +383,10 @@ impl crate::sample::Sample for StopReplicaPartitionState {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 3 {
-            this.partition_index = g.next() as i32;
+            this.partition_index = g.next_u64() as i32;
         }
         if version >= 3 {
-            this.leader_epoch = g.next() as i32;
+            this.leader_epoch = g.next_u64() as i32;
         }
         if version >= 3 {
             this.delete_partition = g.coin();
@@ -464,7 +466,7 @@ impl crate::sample::Sample for StopReplicaTopicState {
             this.topic_name = g.string();
         }
         if version >= 3 {
-            this.partition_states = (0..g.len())
+            this.partition_states = (0..g.array_len())
                 .map(|_| StopReplicaPartitionState::sample(g, version))
                 .collect();
         }

@@ -70,8 +70,8 @@ impl crate::sample::Sample for StopReplicaResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.partition_errors = (0..g.len())
+        this.error_code = g.next_u64() as i16;
+        this.partition_errors = (0..g.array_len())
             .map(|_| StopReplicaPartitionError::sample(g, version))
             .collect();
         this
@@ -137,8 +137,8 @@ impl crate::sample::Sample for StopReplicaPartitionError {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }

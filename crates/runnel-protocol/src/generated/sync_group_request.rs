@@ -138,7 +138,7 @@ impl crate::sample::Sample for SyncGroupRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.generation_id = g.next() as i32;
+        this.generation_id = g.next_u64() as i32;
         this.member_id = g.string();
         if version >= 3 {
             this.group_instance_id = if (version >= 3) && g.coin() {
@@ -161,7 +161,7 @@ impl crate::sample::Sample for SyncGroupRequest {
                 Some(g.string())
             };
         }
-        this.assignments = (0..g.len())
+        this.assignments = (0..g.array_len())
             .map(|_| SyncGroupRequestAssignment::sample(g, version))
             .collect();
         this

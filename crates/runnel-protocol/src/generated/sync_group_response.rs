@@ -112,9 +112,9 @@ impl crate::sample::Sample for SyncGroupResponse {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.throttle_time_ms = g.next() as i32;
+            this.throttle_time_ms = g.next_u64() as i32;
         }
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         if version >= 5 {
             this.protocol_type = if (version >= 5) && g.coin() {
                 None

@@ -145,25 +145,29 @@ impl crate::sample::Sample for TransactionLogValue {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.producer_id = g.next() as i64;
+        this.producer_id = g.next_u64() as i64;
         if version >= 1 {
-            this.previous_producer_id = g.next() as i64;
+            this.previous_producer_id = g.next_u64() as i64;
         }
         if version >= 1 {
-            this.next_producer_id = g.next() as i64;
+            this.next_producer_id = g.next_u64() as i64;
         }
-        this.producer_epoch = g.next() as i16;
-        this.transaction_timeout_ms = g.next() as i32;
-        this.transaction_status = g.next() as i8;
+        this.producer_epoch = g.next_u64() as i16;
+        this.transaction_timeout_ms = g.next_u64() as i32;
+        this.transaction_status = g.next_u64() as i8;
         this.transaction_partitions = if g.coin() {
             None
         } else {
-            Some((0..g.len()).map(|_| PartitionsSchema::sample(g, version)).collect())
+            Some(
+                (0..g.array_len())
+                    .map(|_| PartitionsSchema::sample(g, version))
+                    .collect(),
+            )
         };
-        this.transaction_last_update_timestamp_ms = g.next() as i64;
-        this.transaction_start_timestamp_ms = g.next() as i64;
+        this.transaction_last_update_timestamp_ms = g.next_u64() as i64;
+        this.transaction_start_timestamp_ms = g.next_u64() as i64;
         if version >= 1 {
-            this.client_transaction_version = g.next() as i16;
+            this.client_transaction_version = g.next_u64() as i16;
         }
         this
     }
@@ -224,7 +228,7 @@ impl crate::sample::Sample for PartitionsSchema {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic = g.string();
-        this.partition_ids = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_ids = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }

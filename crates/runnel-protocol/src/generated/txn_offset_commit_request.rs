@@ -124,10 +124,10 @@ impl crate::sample::Sample for TxnOffsetCommitRequest {
         let mut this = Self::default();
         this.transactional_id = g.string();
         this.group_id = g.string();
-        this.producer_id = g.next() as i64;
-        this.producer_epoch = g.next() as i16;
+        this.producer_id = g.next_u64() as i64;
+        this.producer_epoch = g.next_u64() as i16;
         if version >= 3 {
-            this.generation_id = g.next() as i32;
+            this.generation_id = g.next_u64() as i32;
         }
         if version >= 3 {
             this.member_id = g.string();
@@ -139,7 +139,7 @@ impl crate::sample::Sample for TxnOffsetCommitRequest {
                 Some(g.string())
             };
         }
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| TxnOffsetCommitRequestTopic::sample(g, version))
             .collect();
         this
@@ -220,10 +220,10 @@ impl crate::sample::Sample for TxnOffsetCommitRequestPartition {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.committed_offset = g.next() as i64;
+        this.partition_index = g.next_u64() as i32;
+        this.committed_offset = g.next_u64() as i64;
         if version >= 2 {
-            this.committed_leader_epoch = g.next() as i32;
+            this.committed_leader_epoch = g.next_u64() as i32;
         }
         this.committed_metadata = if g.coin() { None } else { Some(g.string()) };
         this
@@ -290,7 +290,7 @@ impl crate::sample::Sample for TxnOffsetCommitRequestTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| TxnOffsetCommitRequestPartition::sample(g, version))
             .collect();
         this

@@ -59,7 +59,7 @@ impl crate::sample::Sample for UnregisterBrokerRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.broker_id = g.next() as i32;
+        this.broker_id = g.next_u64() as i32;
         this
     }
 }

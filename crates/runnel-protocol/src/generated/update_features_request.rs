@@ -77,8 +77,10 @@ impl crate::sample::Sample for UpdateFeaturesRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.timeout_ms = g.next() as i32;
-        this.feature_updates = (0..g.len()).map(|_| FeatureUpdateKey::sample(g, version)).collect();
+        this.timeout_ms = g.next_u64() as i32;
+        this.feature_updates = (0..g.array_len())
+            .map(|_| FeatureUpdateKey::sample(g, version))
+            .collect();
         if version >= 1 {
             this.validate_only = g.coin();
         }
@@ -158,12 +160,12 @@ impl crate::sample::Sample for FeatureUpdateKey {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.feature = g.string();
-        this.max_version_level = g.next() as i16;
+        this.max_version_level = g.next_u64() as i16;
         if version <= 0 {
             this.allow_downgrade = g.coin();
         }
         if version >= 1 {
-            this.upgrade_type = g.next() as i8;
+            this.upgrade_type = g.next_u64() as i8;
         }
         this
     }

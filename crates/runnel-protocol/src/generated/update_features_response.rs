@@ -89,11 +89,11 @@ impl crate::sample::Sample for UpdateFeaturesResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         if version <= 1 {
-            this.results = (0..g.len())
+            this.results = (0..g.array_len())
                 .map(|_| UpdatableFeatureResult::sample(g, version))
                 .collect();
         }
@@ -167,7 +167,7 @@ impl crate::sample::Sample for UpdatableFeatureResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.feature = g.string();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this.error_message = if g.coin() { None } else { Some(g.string()) };
         this
     }

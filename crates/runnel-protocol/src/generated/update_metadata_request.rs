@@ -141,28 +141,30 @@ impl crate::sample::Sample for UpdateMetadataRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.controller_id = g.next() as i32;
+        this.controller_id = g.next_u64() as i32;
         if version >= 8 {
             this.is_k_raft_controller = g.coin();
         }
         if version >= 8 {
-            this.r#type = g.next() as i8;
+            this.r#type = g.next_u64() as i8;
         }
-        this.controller_epoch = g.next() as i32;
+        this.controller_epoch = g.next_u64() as i32;
         if version >= 5 {
-            this.broker_epoch = g.next() as i64;
+            this.broker_epoch = g.next_u64() as i64;
         }
         if version <= 4 {
-            this.ungrouped_partition_states = (0..g.len())
+            this.ungrouped_partition_states = (0..g.array_len())
                 .map(|_| UpdateMetadataPartitionState::sample(g, version))
                 .collect();
         }
         if version >= 5 {
-            this.topic_states = (0..g.len())
+            this.topic_states = (0..g.array_len())
                 .map(|_| UpdateMetadataTopicState::sample(g, version))
                 .collect();
         }
-        this.live_brokers = (0..g.len()).map(|_| UpdateMetadataBroker::sample(g, version)).collect();
+        this.live_brokers = (0..g.array_len())
+            .map(|_| UpdateMetadataBroker::sample(g, version))
+            .collect();
         this
     }
 }
@@ -250,7 +252,7 @@ impl crate::sample::Sample for UpdateMetadataTopicState {
             this.topic_id = g.uuid();
         }
         if version >= 5 {
-            this.partition_states = (0..g.len())
+            this.partition_states = (0..g.array_len())
                 .map(|_| UpdateMetadataPartitionState::sample(g, version))
                 .collect();
         }
@@ -338,7 +340,7 @@ impl crate::sample::Sample for UpdateMetadataEndpoint {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.port = g.next() as i32;
+            this.port = g.next_u64() as i32;
         }
         if version >= 1 {
             this.host = g.string();
@@ -347,7 +349,7 @@ impl crate::sample::Sample for UpdateMetadataEndpoint {
             this.listener = g.string();
         }
         if version >= 1 {
-            this.security_protocol = g.next() as i16;
+            this.security_protocol = g.next_u64() as i16;
         }
         this
     }
@@ -447,15 +449,15 @@ impl crate::sample::Sample for UpdateMetadataBroker {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.id = g.next() as i32;
+        this.id = g.next_u64() as i32;
         if version <= 0 {
             this.v0_host = g.string();
         }
         if version <= 0 {
-            this.v0_port = g.next() as i32;
+            this.v0_port = g.next_u64() as i32;
         }
         if version >= 1 {
-            this.endpoints = (0..g.len())
+            this.endpoints = (0..g.array_len())
                 .map(|_| UpdateMetadataEndpoint::sample(g, version))
                 .collect();
         }
@@ -574,15 +576,15 @@ impl crate::sample::Sample for UpdateMetadataPartitionState {
         if version <= 4 {
             this.topic_name = g.string();
         }
-        this.partition_index = g.next() as i32;
-        this.controller_epoch = g.next() as i32;
-        this.leader = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.isr = (0..g.len()).map(|_| g.next() as i32).collect();
-        this.zk_version = g.next() as i32;
-        this.replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_index = g.next_u64() as i32;
+        this.controller_epoch = g.next_u64() as i32;
+        this.leader = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.isr = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
+        this.zk_version = g.next_u64() as i32;
+        this.replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         if version >= 4 {
-            this.offline_replicas = (0..g.len()).map(|_| g.next() as i32).collect();
+            this.offline_replicas = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         }
         this
     }

@@ -59,7 +59,7 @@ impl crate::sample::Sample for UpdateMetadataResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }

@@ -95,10 +95,10 @@ impl crate::sample::Sample for UpdateRaftVoterRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
-        this.current_leader_epoch = g.next() as i32;
-        this.voter_id = g.next() as i32;
+        this.current_leader_epoch = g.next_u64() as i32;
+        this.voter_id = g.next_u64() as i32;
         this.voter_directory_id = g.uuid();
-        this.listeners = (0..g.len()).map(|_| Listener::sample(g, version)).collect();
+        this.listeners = (0..g.array_len()).map(|_| Listener::sample(g, version)).collect();
         this.k_raft_version_feature = KRaftVersionFeature::sample(g, version);
         this
     }
@@ -164,7 +164,7 @@ impl crate::sample::Sample for Listener {
         let mut this = Self::default();
         this.name = g.string();
         this.host = g.string();
-        this.port = g.next() as u16;
+        this.port = g.next_u64() as u16;
         this
     }
 }
@@ -222,8 +222,8 @@ impl crate::sample::Sample for KRaftVersionFeature {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.min_supported_version = g.next() as i16;
-        this.max_supported_version = g.next() as i16;
+        this.min_supported_version = g.next_u64() as i16;
+        this.max_supported_version = g.next_u64() as i16;
         this
     }
 }

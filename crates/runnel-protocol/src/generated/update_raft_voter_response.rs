@@ -81,8 +81,8 @@ impl crate::sample::Sample for UpdateRaftVoterResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.throttle_time_ms = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.throttle_time_ms = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this.current_leader = CurrentLeader::sample(g, version);
         this
     }
@@ -150,10 +150,10 @@ impl crate::sample::Sample for CurrentLeader {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this.host = g.string();
-        this.port = g.next() as i32;
+        this.port = g.next_u64() as i32;
         this
     }
 }

@@ -84,9 +84,9 @@ impl crate::sample::Sample for VoteRequest {
         let mut this = Self::default();
         this.cluster_id = if g.coin() { None } else { Some(g.string()) };
         if version >= 1 {
-            this.voter_id = g.next() as i32;
+            this.voter_id = g.next_u64() as i32;
         }
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         this
     }
 }
@@ -176,17 +176,17 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.candidate_epoch = g.next() as i32;
-        this.candidate_id = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
+        this.candidate_epoch = g.next_u64() as i32;
+        this.candidate_id = g.next_u64() as i32;
         if version >= 1 {
             this.candidate_directory_id = g.uuid();
         }
         if version >= 1 {
             this.voter_directory_id = g.uuid();
         }
-        this.last_offset_epoch = g.next() as i32;
-        this.last_offset = g.next() as i64;
+        this.last_offset_epoch = g.next_u64() as i32;
+        this.last_offset = g.next_u64() as i64;
         this
     }
 }
@@ -247,7 +247,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

@@ -89,10 +89,10 @@ impl crate::sample::Sample for VoteResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.error_code = g.next() as i16;
-        this.topics = (0..g.len()).map(|_| TopicData::sample(g, version)).collect();
+        this.error_code = g.next_u64() as i16;
+        this.topics = (0..g.array_len()).map(|_| TopicData::sample(g, version)).collect();
         if version >= 1 {
-            this.node_endpoints = (0..g.len()).map(|_| NodeEndpoint::sample(g, version)).collect();
+            this.node_endpoints = (0..g.array_len()).map(|_| NodeEndpoint::sample(g, version)).collect();
         }
         this
     }
@@ -164,10 +164,10 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
-        this.leader_id = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
+        this.leader_id = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
         this.vote_granted = g.coin();
         this
     }
@@ -229,7 +229,7 @@ impl crate::sample::Sample for TopicData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_name = g.string();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }
@@ -305,13 +305,13 @@ impl crate::sample::Sample for NodeEndpoint {
         use crate::sample::Sample;
         let mut this = Self::default();
         if version >= 1 {
-            this.node_id = g.next() as i32;
+            this.node_id = g.next_u64() as i32;
         }
         if version >= 1 {
             this.host = g.string();
         }
         if version >= 1 {
-            this.port = g.next() as u16;
+            this.port = g.next_u64() as u16;
         }
         this
     }

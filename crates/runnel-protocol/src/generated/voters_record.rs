@@ -65,8 +65,8 @@ impl crate::sample::Sample for VotersRecord {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.version = g.next() as i16;
-        this.voters = (0..g.len()).map(|_| Voter::sample(g, version)).collect();
+        this.version = g.next_u64() as i16;
+        this.voters = (0..g.array_len()).map(|_| Voter::sample(g, version)).collect();
         this
     }
 }
@@ -131,7 +131,7 @@ impl crate::sample::Sample for Endpoint {
         let mut this = Self::default();
         this.name = g.string();
         this.host = g.string();
-        this.port = g.next() as u16;
+        this.port = g.next_u64() as u16;
         this
     }
 }
@@ -189,8 +189,8 @@ impl crate::sample::Sample for KRaftVersionFeature {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.min_supported_version = g.next() as i16;
-        this.max_supported_version = g.next() as i16;
+        this.min_supported_version = g.next_u64() as i16;
+        this.max_supported_version = g.next_u64() as i16;
         this
     }
 }
@@ -261,9 +261,9 @@ impl crate::sample::Sample for Voter {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.voter_id = g.next() as i32;
+        this.voter_id = g.next_u64() as i32;
         this.voter_directory_id = g.uuid();
-        this.endpoints = (0..g.len()).map(|_| Endpoint::sample(g, version)).collect();
+        this.endpoints = (0..g.array_len()).map(|_| Endpoint::sample(g, version)).collect();
         this.k_raft_version_feature = KRaftVersionFeature::sample(g, version);
         this
     }

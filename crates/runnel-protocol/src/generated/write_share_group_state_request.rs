@@ -69,7 +69,7 @@ impl crate::sample::Sample for WriteShareGroupStateRequest {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.group_id = g.string();
-        this.topics = (0..g.len()).map(|_| WriteStateData::sample(g, version)).collect();
+        this.topics = (0..g.array_len()).map(|_| WriteStateData::sample(g, version)).collect();
         this
     }
 }
@@ -136,10 +136,10 @@ impl crate::sample::Sample for StateBatch {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.first_offset = g.next() as i64;
-        this.last_offset = g.next() as i64;
-        this.delivery_state = g.next() as i8;
-        this.delivery_count = g.next() as i16;
+        this.first_offset = g.next_u64() as i64;
+        this.last_offset = g.next_u64() as i64;
+        this.delivery_state = g.next_u64() as i8;
+        this.delivery_count = g.next_u64() as i16;
         this
     }
 }
@@ -215,11 +215,11 @@ impl crate::sample::Sample for PartitionData {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition = g.next() as i32;
-        this.state_epoch = g.next() as i32;
-        this.leader_epoch = g.next() as i32;
-        this.start_offset = g.next() as i64;
-        this.state_batches = (0..g.len()).map(|_| StateBatch::sample(g, version)).collect();
+        this.partition = g.next_u64() as i32;
+        this.state_epoch = g.next_u64() as i32;
+        this.leader_epoch = g.next_u64() as i32;
+        this.start_offset = g.next_u64() as i64;
+        this.state_batches = (0..g.array_len()).map(|_| StateBatch::sample(g, version)).collect();
         this
     }
 }
@@ -282,7 +282,7 @@ impl crate::sample::Sample for WriteStateData {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.topic_id = g.uuid();
-        this.partitions = (0..g.len()).map(|_| PartitionData::sample(g, version)).collect();
+        this.partitions = (0..g.array_len()).map(|_| PartitionData::sample(g, version)).collect();
         this
     }
 }

@@ -63,7 +63,9 @@ impl crate::sample::Sample for WriteTxnMarkersRequest {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.markers = (0..g.len()).map(|_| WritableTxnMarker::sample(g, version)).collect();
+        this.markers = (0..g.array_len())
+            .map(|_| WritableTxnMarker::sample(g, version))
+            .collect();
         this
     }
 }
@@ -126,7 +128,7 @@ impl crate::sample::Sample for WritableTxnMarkerTopic {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partition_indexes = (0..g.len()).map(|_| g.next() as i32).collect();
+        this.partition_indexes = (0..g.array_len()).map(|_| g.next_u64() as i32).collect();
         this
     }
 }
@@ -203,13 +205,13 @@ impl crate::sample::Sample for WritableTxnMarker {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.producer_id = g.next() as i64;
-        this.producer_epoch = g.next() as i16;
+        this.producer_id = g.next_u64() as i64;
+        this.producer_epoch = g.next_u64() as i16;
         this.transaction_result = g.coin();
-        this.topics = (0..g.len())
+        this.topics = (0..g.array_len())
             .map(|_| WritableTxnMarkerTopic::sample(g, version))
             .collect();
-        this.coordinator_epoch = g.next() as i32;
+        this.coordinator_epoch = g.next_u64() as i32;
         this
     }
 }

@@ -63,7 +63,7 @@ impl crate::sample::Sample for WriteTxnMarkersResponse {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.markers = (0..g.len())
+        this.markers = (0..g.array_len())
             .map(|_| WritableTxnMarkerResult::sample(g, version))
             .collect();
         this
@@ -123,8 +123,8 @@ impl crate::sample::Sample for WritableTxnMarkerPartitionResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.partition_index = g.next() as i32;
-        this.error_code = g.next() as i16;
+        this.partition_index = g.next_u64() as i32;
+        this.error_code = g.next_u64() as i16;
         this
     }
 }
@@ -189,7 +189,7 @@ impl crate::sample::Sample for WritableTxnMarkerTopicResult {
         use crate::sample::Sample;
         let mut this = Self::default();
         this.name = g.string();
-        this.partitions = (0..g.len())
+        this.partitions = (0..g.array_len())
             .map(|_| WritableTxnMarkerPartitionResult::sample(g, version))
             .collect();
         this
@@ -255,8 +255,8 @@ impl crate::sample::Sample for WritableTxnMarkerResult {
         #[allow(unused_imports)]
         use crate::sample::Sample;
         let mut this = Self::default();
-        this.producer_id = g.next() as i64;
-        this.topics = (0..g.len())
+        this.producer_id = g.next_u64() as i64;
+        this.topics = (0..g.array_len())
             .map(|_| WritableTxnMarkerTopicResult::sample(g, version))
             .collect();
         this

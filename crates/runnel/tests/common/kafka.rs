@@ -109,6 +109,13 @@ impl Client {
         R::from_body(body).unwrap_or_else(|| panic!("{} v{version}: wrong response type", R::KEY.name()))
     }
 
+    /// Sends `req` and returns the whole response frame (without its size prefix), undecoded.
+    pub fn send_frame<R: Api>(&mut self, version: i16, req: R, key: ApiKey) -> Bytes {
+        assert_eq!(key, R::KEY);
+        self.write_request(version, req);
+        self.read_frame(R::KEY, version)
+    }
+
     /// Sends `req` without waiting for a response (Produce with acks=0).
     pub fn send_only<R: Api>(&mut self, version: i16, req: R) {
         self.write_request(version, req);

@@ -62,7 +62,7 @@ impl Broker {
         }
         cmd.env(
             "RUNNEL_LOG",
-            std::env::var("RUNNEL_LOG").unwrap_or_else(|_| "warn".into()),
+            std::env::var("RUNNEL_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

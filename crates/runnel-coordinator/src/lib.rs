@@ -1,0 +1,34 @@
+//! Runnel's group coordinator for the classic consumer-group protocol, sans-IO.
+//!
+//! Owns: the state of classic groups (members, generations, assignments, rebalance timers)
+//! and committed offsets for the groups of one `__consumer_offsets` partition, and the
+//! encoding of that state as Kafka's `__consumer_offsets` records.
+//!
+//! Must never: read a clock, do I/O, or spawn tasks. Time arrives as `now_ms` arguments and
+//! randomness (new member ids) as parameters; the broker's runtime appends the returned
+//! records to the log and delivers the returned answers.
+//!
+//! Invariants:
+//! - Everything that must survive a restart is in the records an operation returns; replaying
+//!   them into a fresh coordinator rebuilds the groups (Stable or Empty) and the offsets.
+//! - Protocol types, member metadata and assignments are opaque bytes, returned as stored.
+//! - Offsets change only by applying records (`apply`/`replay`), never directly.
+
+mod admin;
+mod classic;
+mod coordinator;
+mod group;
+mod offsets;
+mod record;
+mod subscription;
+
+pub use admin::CLASSIC_GROUP_TYPE;
+pub use classic::{JoinContext, SyncContext};
+pub use coordinator::{ClientInfo, Completion, CoordinatorConfig, Decision, Effects, GroupCoordinator};
+pub use group::{ClassicGroup, GroupState, Member, RequestId};
+pub use offsets::{CommitContext, FetchTopics, FetchedOffset};
+pub use record::{partition_for, CoordinatorRecord, RecordError};
+pub use subscription::subscribed_topics;
+
+#[cfg(test)]
+mod tests;
