@@ -42,6 +42,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // KIP-848 consumer groups (v1 only changes regex handling, which answers INVALID_REQUEST).
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeProducers, 0, 0),
 ];
@@ -156,6 +159,10 @@ async fn dispatch(
         RequestBody::ListGroups(r) => handlers::list_groups::handle(broker, r).into(),
         RequestBody::DeleteGroups(r) => handlers::delete_groups::handle(broker, r).into(),
         RequestBody::OffsetDelete(r) => handlers::offset_delete::handle(broker, r).into(),
+        RequestBody::ConsumerGroupHeartbeat(r) => {
+            handlers::consumer_group_heartbeat::handle(broker, ctx, header.client_id.as_deref(), r).into()
+        }
+        RequestBody::ConsumerGroupDescribe(r) => handlers::consumer_group_describe::handle(broker, r).into(),
         other => {
             // Unreachable while SUPPORTED and this match agree; answer rather than panic.
             tracing::error!(api = other.api_key().name(), "advertised API without a handler");

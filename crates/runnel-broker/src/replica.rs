@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use runnel_metadata::image::{MetadataImage, TopicImage};
 use runnel_metadata::records::TopicId;
-use runnel_storage::{FlushPolicy, PartitionLog, StorageError};
+use runnel_storage::{CleanerConfig, FlushPolicy, PartitionLog, StorageError};
 use tokio::sync::Notify;
 
 use crate::topic_config::TopicSettings;
@@ -210,6 +210,9 @@ impl ReplicaManager {
     /// Retention, delayed file deletion and time-based flushing for every partition.
     pub fn housekeeping(&self, now_ms: i64) {
         for part in self.all() {
+            if part.settings().compact {
+                clean_partition(&part, now_ms);
+            }
             let mut log = part.log();
             let hw = part.high_watermark();
             // Time and size retention apply only where the cleanup policy includes `delete`.
@@ -249,6 +252,46 @@ impl ReplicaManager {
             }
         }
     }
+}
+
+/// One log-cleaner pass for a compacted partition. The partition lock is held only to plan
+/// (no data I/O) and to swap the cleaned segments in; reading the old segments and writing the
+/// cleaned files happen without it, so appends and fetches carry on meanwhile.
+fn clean_partition(part: &Partition, now_ms: i64) {
+    let config = CleanerConfig::default();
+    let planned = {
+        let log = part.log();
+        log.plan_clean(now_ms, part.high_watermark())
+    };
+    let plan = match planned {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "cleaner planning failed");
+            return;
+        }
+    };
+    let cleaned = match plan.execute(now_ms, &config) {
+        Ok(cleaned) => cleaned,
+        Err(e) => {
+            tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "log cleaning failed");
+            return;
+        }
+    };
+    let mut log = part.log();
+    match log.finish_clean(cleaned, now_ms) {
+        Ok(outcome) if outcome.cleaned => tracing::debug!(
+            topic = %part.topic,
+            partition = part.index,
+            bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after,
+            records_removed = outcome.records_removed,
+            "cleaned log"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "cleaner swap failed"),
+    }
+    part.publish(&log);
 }
 
 fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {

@@ -115,7 +115,16 @@ impl TopicSettings {
                 .effective("producer.id.expiration.ms")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(defaults.producer_id_expiration_ms),
+            compact: configs::parse_list(&get("cleanup.policy")).contains(&"compact"),
+            delete_retention_ms: int("delete.retention.ms", defaults.delete_retention_ms),
+            min_cleanable_dirty_ratio_ppm: defaults.min_cleanable_dirty_ratio_ppm,
+            min_compaction_lag_ms: int("min.compaction.lag.ms", defaults.min_compaction_lag_ms),
+            max_compaction_lag_ms: int("max.compaction.lag.ms", defaults.max_compaction_lag_ms),
         };
+        let mut log = log;
+        if let Ok(ratio) = get("min.cleanable.dirty.ratio").trim().parse::<f64>() {
+            log.set_min_cleanable_dirty_ratio(ratio);
+        }
         let timestamp_type = if get("message.timestamp.type") == "LogAppendTime" {
             TimestampType::LogAppendTime
         } else {

@@ -65,12 +65,17 @@ impl GroupCoordinator {
 
     /// Groups matching the filters (case-insensitive; empty filter = all).
     pub fn list_groups(&self, states_filter: &[String], types_filter: &[String]) -> Vec<ListedGroup> {
-        let type_ok =
-            types_filter.is_empty() || types_filter.iter().any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
-        if !type_ok {
-            return Vec::new();
+        let wants = |ty: &str| types_filter.is_empty() || types_filter.iter().any(|t| t.eq_ignore_ascii_case(ty));
+        let mut listed = if wants(crate::consumer::CONSUMER_GROUP_TYPE) {
+            self.list_consumer_groups(states_filter)
+        } else {
+            Vec::new()
+        };
+        if !wants(CLASSIC_GROUP_TYPE) {
+            return listed;
         }
-        self.groups
+        let classic = self
+            .groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .filter(|g| {
@@ -83,7 +88,9 @@ impl GroupCoordinator {
                 group_type: CLASSIC_GROUP_TYPE.to_string(),
                 ..Default::default()
             })
-            .collect()
+            .collect::<Vec<_>>();
+        listed.extend(classic);
+        listed
     }
 
     /// DeleteGroups: only groups without members (NON_EMPTY_GROUP otherwise); tombstones for
@@ -92,6 +99,15 @@ impl GroupCoordinator {
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(group_ids.len());
         for id in group_ids {
+            if let Some(consumer) = self.consumer_groups.get(id) {
+                let code = self.delete_consumer_group(consumer, &mut records);
+                results.push(DeletableGroupResult {
+                    group_id: id.clone(),
+                    error_code: code.code(),
+                    ..Default::default()
+                });
+                continue;
+            }
             let code = match self.groups.get(id) {
                 None => ErrorCode::GROUP_ID_NOT_FOUND,
                 Some(g) if g.state == GroupState::Dead => ErrorCode::GROUP_ID_NOT_FOUND,

@@ -160,6 +160,15 @@ impl GroupCoordinator {
             step.join_error(parked, &req.member_id, code);
             return fx;
         }
+        // A KIP-848 group of this id: classic members may not join while it has members; an
+        // empty one is replaced (its offsets stay).
+        match crate::consumer::classic_join_conflict(&mut self.consumer_groups, &req.group_id) {
+            Err(code) => {
+                step.join_error(parked, &req.member_id, code);
+                return fx;
+            }
+            Ok(records) => step.fx.records.extend(records),
+        }
         if !self.groups.contains_key(&req.group_id) {
             if !req.member_id.is_empty() {
                 step.join_error(parked, &req.member_id, ErrorCode::UNKNOWN_MEMBER_ID);
@@ -300,6 +309,7 @@ impl GroupCoordinator {
         for group in self.groups.values_mut() {
             run_timers(group, &mut step);
         }
+        fx.records.extend(self.consumer_tick(now_ms));
         fx
     }
 }

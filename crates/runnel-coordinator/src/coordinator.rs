@@ -107,6 +107,9 @@ pub struct GroupCoordinator {
     pub(crate) config: CoordinatorConfig,
     pub(crate) groups: BTreeMap<String, ClassicGroup>,
     pub(crate) offsets: BTreeMap<String, BTreeMap<OffsetKey, OffsetCommitValue>>,
+    /// KIP-848 consumer groups (`consumer` module); ids never also name a classic group.
+    pub(crate) consumer_groups: BTreeMap<String, crate::consumer::ConsumerGroup>,
+    pub(crate) consumer_config: crate::consumer::ConsumerConfig,
 }
 
 impl GroupCoordinator {
@@ -115,6 +118,8 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+            consumer_config: Default::default(),
         }
     }
 
@@ -152,6 +157,7 @@ impl GroupCoordinator {
                 m.heartbeat_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
             }
         }
+        self.consumer_finish_load(now_ms);
     }
 
     /// Applies the records of a `Decision` after they were appended.
@@ -170,9 +176,11 @@ impl GroupCoordinator {
                 value: Some(v),
             } => {
                 // Kafka creates a simple (protocol-less) group for commits to an unknown group.
-                self.groups
-                    .entry(group.clone())
-                    .or_insert_with(|| ClassicGroup::new(&group, v.commit_timestamp));
+                if !self.consumer_groups.contains_key(&group) {
+                    self.groups
+                        .entry(group.clone())
+                        .or_insert_with(|| ClassicGroup::new(&group, v.commit_timestamp));
+                }
                 self.offsets.entry(group).or_default().insert((topic, partition), v);
             }
             CoordinatorRecord::OffsetCommit {
@@ -193,6 +201,8 @@ impl GroupCoordinator {
             }
             // Live membership operations apply group metadata themselves.
             CoordinatorRecord::GroupMetadata { value: Some(_), .. } => {}
+            // Idempotent: live consumer-group operations already hold this state.
+            CoordinatorRecord::Consumer(r) => self.replay_consumer(r),
         }
     }
 

@@ -1,8 +1,10 @@
-//! Runnel's group coordinator for the classic consumer-group protocol, sans-IO.
+//! Runnel's group coordinator, sans-IO: the classic consumer-group protocol and the KIP-848
+//! consumer protocol (`consumer` module).
 //!
-//! Owns: the state of classic groups (members, generations, assignments, rebalance timers)
-//! and committed offsets for the groups of one `__consumer_offsets` partition, and the
-//! encoding of that state as Kafka's `__consumer_offsets` records.
+//! Owns: the state of classic groups (members, generations, assignments, rebalance timers),
+//! of consumer groups (group epoch, target and current assignments, member epochs), and
+//! committed offsets for the groups of one `__consumer_offsets` partition, and the encoding of
+//! that state as Kafka's `__consumer_offsets` records. A group id names at most one kind.
 //!
 //! Must never: read a clock, do I/O, or spawn tasks. Time arrives as `now_ms` arguments and
 //! randomness (new member ids) as parameters; the broker's runtime appends the returned
@@ -16,6 +18,7 @@
 
 mod admin;
 mod classic;
+mod consumer;
 mod coordinator;
 mod group;
 mod offsets;
@@ -24,6 +27,10 @@ mod subscription;
 
 pub use admin::CLASSIC_GROUP_TYPE;
 pub use classic::{JoinContext, SyncContext};
+pub use consumer::{
+    assignor, ConsumerConfig, ConsumerGroup, ConsumerMember, ConsumerRecord, HeartbeatContext, MemberState,
+    TopicsSnapshot, CONSUMER_GROUP_TYPE,
+};
 pub use coordinator::{ClientInfo, Completion, CoordinatorConfig, Decision, Effects, GroupCoordinator};
 pub use group::{ClassicGroup, GroupState, Member, RequestId};
 pub use offsets::{CommitContext, FetchTopics, FetchedOffset};

@@ -128,6 +128,9 @@ impl GroupCoordinator {
             return Err(ErrorCode::INVALID_GROUP_ID);
         }
         let generation = req.generation_id_or_member_epoch;
+        if let Some(consumer) = self.consumer_groups.get(&req.group_id) {
+            return consumer.validate_offset_commit(&req.member_id, generation, version);
+        }
         let Some(group) = self.groups.get(&req.group_id) else {
             if generation < 0 {
                 // A simple commit creates the group (when its record is applied).
@@ -232,6 +235,15 @@ impl GroupCoordinator {
     pub fn expire_offsets(&self, now_ms: i64) -> Vec<CoordinatorRecord> {
         let mut records = Vec::new();
         for (group_id, offsets) in &self.offsets {
+            // A consumer group with members keeps its offsets (Kafka keeps those of subscribed
+            // topics; all of them is the conservative approximation).
+            if self
+                .consumer_groups
+                .get(group_id)
+                .is_some_and(|g| !g.members.is_empty())
+            {
+                continue;
+            }
             let group = self.groups.get(group_id);
             let Some(rule) = expiration_rule(group) else {
                 continue;

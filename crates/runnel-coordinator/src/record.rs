@@ -2,8 +2,9 @@
 //!
 //! A key is an int16 version followed by the key body: versions 0 and 1 are offset commits
 //! (`OffsetCommitKey`), version 2 is group metadata (`GroupMetadataKey`). A value is an int16
-//! version followed by the value body; a tombstone has a null value. Keys of other versions
-//! (KIP-848 and share-group records) are not ours and are skipped when replaying.
+//! version followed by the value body; a tombstone has a null value. Versions 3–8 are the
+//! KIP-848 consumer-group records (`consumer::ConsumerRecord`); others (share groups) are not
+//! ours and are skipped when replaying.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use runnel_protocol::codec::Message;
@@ -50,6 +51,8 @@ pub enum CoordinatorRecord {
         group: String,
         value: Option<GroupMetadataValue>,
     },
+    /// A KIP-848 consumer-group record (key versions 3–8).
+    Consumer(crate::consumer::ConsumerRecord),
 }
 
 impl CoordinatorRecord {
@@ -57,6 +60,7 @@ impl CoordinatorRecord {
     pub fn group(&self) -> &str {
         match self {
             CoordinatorRecord::OffsetCommit { group, .. } | CoordinatorRecord::GroupMetadata { group, .. } => group,
+            CoordinatorRecord::Consumer(r) => r.group(),
         }
     }
 
@@ -101,6 +105,7 @@ impl CoordinatorRecord {
                 };
                 Ok((key, value))
             }
+            CoordinatorRecord::Consumer(r) => r.to_key_value(),
         }
     }
 
@@ -135,6 +140,9 @@ impl CoordinatorRecord {
                 };
                 Ok(Some(CoordinatorRecord::GroupMetadata { group: k.group, value }))
             }
+            v if crate::consumer::is_consumer_key(v) => {
+                Ok(crate::consumer::ConsumerRecord::decode(v, &mut key_buf, value)?.map(CoordinatorRecord::Consumer))
+            }
             _ => Ok(None),
         }
     }
@@ -147,7 +155,7 @@ fn decode_err(what: &'static str, e: impl std::fmt::Display) -> RecordError {
     }
 }
 
-fn encode_versioned<M: Message>(m: &M, version: i16, what: &'static str) -> Result<Bytes, RecordError> {
+pub(crate) fn encode_versioned<M: Message>(m: &M, version: i16, what: &'static str) -> Result<Bytes, RecordError> {
     let mut buf = BytesMut::new();
     buf.put_i16(version);
     m.encode(&mut buf, version).map_err(|e| RecordError::Encode {
@@ -157,7 +165,11 @@ fn encode_versioned<M: Message>(m: &M, version: i16, what: &'static str) -> Resu
     Ok(buf.freeze())
 }
 
-fn decode_versioned<M: Message>(bytes: &[u8], versions: (i16, i16), what: &'static str) -> Result<M, RecordError> {
+pub(crate) fn decode_versioned<M: Message>(
+    bytes: &[u8],
+    versions: (i16, i16),
+    what: &'static str,
+) -> Result<M, RecordError> {
     let mut buf = Bytes::copy_from_slice(bytes);
     if buf.remaining() < 2 {
         return Err(RecordError::ShortValue);
@@ -236,9 +248,13 @@ mod tests {
         let (k, v) = rec.to_key_value().unwrap();
         assert!(v.is_none());
         assert_eq!(CoordinatorRecord::from_key_value(&k, None).unwrap(), Some(rec));
-        // Key version 3 is a KIP-848 record: not ours, skipped.
-        assert_eq!(
+        // Key version 3 is a KIP-848 group epoch (a tombstone here); 9+ (share groups) are skipped.
+        assert!(matches!(
             CoordinatorRecord::from_key_value(&[0, 3, 0, 1, b'g'], None).unwrap(),
+            Some(CoordinatorRecord::Consumer(_))
+        ));
+        assert_eq!(
+            CoordinatorRecord::from_key_value(&[0, 9, 0, 1, b'g'], None).unwrap(),
             None
         );
         assert!(CoordinatorRecord::from_key_value(&[0], None).is_err());

@@ -35,6 +35,16 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker config): idle time after which a producer's
     /// state (and so its duplicate detection) is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` includes `compact`: the log cleaner keeps the latest record per key.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long tombstones survive once cleaned.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`, stored in millionths so the config stays `Eq`.
+    pub min_cleanable_dirty_ratio_ppm: u32,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a clean.
+    pub max_compaction_lag_ms: i64,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -53,6 +63,11 @@ impl Default for LogConfig {
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
             producer_id_expiration_ms: DAY_MS,
+            compact: false,
+            delete_retention_ms: DAY_MS,
+            min_cleanable_dirty_ratio_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -61,5 +76,15 @@ impl LogConfig {
     /// Index capacity in bytes, never below one entry of either index.
     pub(crate) fn index_bytes(&self) -> usize {
         (self.segment_index_bytes as usize).max(24)
+    }
+
+    /// `min.cleanable.dirty.ratio` as a fraction.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        f64::from(self.min_cleanable_dirty_ratio_ppm) / 1_000_000.0
+    }
+
+    /// Sets `min.cleanable.dirty.ratio` (clamped to [0, 1]).
+    pub fn set_min_cleanable_dirty_ratio(&mut self, ratio: f64) {
+        self.min_cleanable_dirty_ratio_ppm = (ratio.clamp(0.0, 1.0) * 1_000_000.0).round() as u32;
     }
 }

@@ -4,7 +4,7 @@
 //! indexes, recovery after a crash, retention, DeleteRecords, truncation, the leader-epoch cache
 //! and the small checkpoint files beside the segments (`leader-epoch-checkpoint`,
 //! `partition.metadata`, log-start and recovery-point checkpoints) and the idempotent-producer
-//! state with its `.snapshot` files.
+//! state with its `.snapshot` files, and the log cleaner (compaction, `cleaner.rs`).
 //!
 //! Must never: depend on tokio or the network, decode records on the append path (appends are
 //! header-only: offsets and leader epoch are rewritten in place), or trust an index read from disk
@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 mod checkpoint;
+mod cleaner;
 mod config;
 mod epoch;
 mod error;
@@ -29,6 +30,7 @@ mod producer_state;
 mod segment;
 
 pub use checkpoint::{topic_id_from_string, topic_id_to_string};
+pub use cleaner::{CleanOutcome, CleanPlan, CleanedLog, CleanerConfig};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::StorageError;
 pub use log::{

@@ -17,6 +17,7 @@ use runnel_protocol::records::{assign_offsets, batches, decode_records, Assigned
 use crate::checkpoint::{
     read_offset_checkpoint, read_partition_metadata, sync_dir, write_offset_checkpoint, write_partition_metadata,
 };
+use crate::cleaner::CleanerState;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
@@ -88,12 +89,12 @@ impl SyncTarget {
 }
 
 pub struct PartitionLog {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     topic: String,
     partition: i32,
     topic_id: Option<[u8; 16]>,
-    config: LogConfig,
-    segments: BTreeMap<i64, Segment>,
+    pub(crate) config: LogConfig,
+    pub(crate) segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     recovery_point: i64,
     flushed_offset: i64,
@@ -103,7 +104,9 @@ pub struct PartitionLog {
     /// `.deleted` files and when they may be removed.
     pending_deletes: Vec<(i64, PathBuf)>,
     /// Idempotent-producer state as of the log end offset.
-    producers: ProducerStateManager,
+    pub(crate) producers: ProducerStateManager,
+    /// Log-cleaner bookkeeping (see `cleaner.rs`).
+    pub(crate) cleaner: CleanerState,
 }
 
 /// `"my-topic-3"` -> `("my-topic", 3)`; also accepts Kafka's `<topic>-<p>.<uuid>-delete` and
@@ -127,6 +130,8 @@ fn base_offset_of(name: &str) -> Option<i64> {
 
 /// Removes leftover temporary files and returns the sorted base offsets of the `.log` files.
 fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    // A committed cleaner swap must be finished before leftovers (`.swap`) are deleted.
+    crate::cleaner::complete_interrupted_swaps(dir)?;
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
@@ -194,6 +199,7 @@ impl PartitionLog {
             epochs: LeaderEpochCache::open(dir)?,
             pending_deletes: Vec::new(),
             producers: ProducerStateManager::new(),
+            cleaner: CleanerState::default(),
         };
         let leo = log.log_end_offset();
         let first_base = log.segments.keys().next().copied().unwrap_or(0);
@@ -260,7 +266,7 @@ impl PartitionLog {
         self.segments.keys().copied().collect()
     }
 
-    fn active(&self) -> &Segment {
+    pub(crate) fn active(&self) -> &Segment {
         // Invariant: a log always has at least one segment (open and truncation create one).
         self.segments
             .values()
@@ -594,7 +600,7 @@ impl PartitionLog {
 
     /// Removes a segment from the log: renamed to `.deleted` now, removed after
     /// `file.delete.delay.ms`. Returns its size.
-    fn delete_segment(&mut self, base: i64, now_ms: i64) -> Result<u64, StorageError> {
+    pub(crate) fn delete_segment(&mut self, base: i64, now_ms: i64) -> Result<u64, StorageError> {
         let Some(segment) = self.segments.remove(&base) else {
             return Ok(0);
         };
@@ -710,6 +716,8 @@ impl PartitionLog {
         self.epochs.truncate_from_end(leo)?;
         self.recovery_point = self.recovery_point.min(leo);
         self.flushed_offset = self.flushed_offset.min(leo);
+        // Data appended after a truncation is dirty again.
+        self.cleaner.first_dirty_offset = self.cleaner.first_dirty_offset.min(leo);
         self.write_recovery_point()?;
         self.load_producer_state()
     }
@@ -806,7 +814,7 @@ impl PartitionLog {
 }
 
 /// Retention clock of a segment: its largest timestamp, or the file's mtime if it has none.
-fn largest_timestamp(segment: &Segment) -> i64 {
+pub(crate) fn largest_timestamp(segment: &Segment) -> i64 {
     if segment.max_timestamp >= 0 {
         return segment.max_timestamp;
     }

@@ -128,6 +128,55 @@ pub fn decide<R>(
     Ok(decision.response)
 }
 
+/// Runs an operation that changes the state at once and returns its records with the response
+/// (ConsumerGroupHeartbeat): the records are appended under the shard lock before the answer.
+pub fn run_recorded<R>(
+    broker: &Broker,
+    shard: &Shard,
+    op: impl FnOnce(&mut GroupCoordinator) -> (Vec<runnel_coordinator::CoordinatorRecord>, R),
+) -> R {
+    let mut state = shard.state();
+    let (records, response) = op(&mut state);
+    if !records.is_empty() {
+        if let Err(e) = log::append(broker, shard.partition, &records) {
+            // As in `run_effects`: the live state is ahead of the log until the next record.
+            tracing::error!(partition = shard.partition, error = %e, "writing consumer group records failed");
+        }
+    }
+    response
+}
+
+/// The KIP-848 consumer-group settings from the broker configuration.
+pub fn consumer_config(config: &BrokerConfig) -> runnel_coordinator::ConsumerConfig {
+    let num = |key: &str| config.effective(key).and_then(|v| v.trim().parse::<i64>().ok());
+    let defaults = runnel_coordinator::ConsumerConfig::default();
+    let int = |key: &str, d: i32| {
+        num(key)
+            .and_then(|v| i32::try_from(v).ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(d)
+    };
+    let assignors: Vec<String> = config
+        .effective("group.consumer.assignors")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().rsplit('.').next().unwrap_or_default().to_ascii_lowercase())
+                .map(|s| s.trim_end_matches("assignor").to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .unwrap_or(defaults.assignors.clone());
+    runnel_coordinator::ConsumerConfig {
+        session_timeout_ms: int("group.consumer.session.timeout.ms", defaults.session_timeout_ms),
+        heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", defaults.heartbeat_interval_ms),
+        max_size: num("group.consumer.max.size")
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(defaults.max_size),
+        assignors,
+    }
+}
+
 /// Runs an operation that changes only transient state: no records, no parked answers
 /// (Heartbeat).
 pub fn update<R>(shard: &Shard, op: impl FnOnce(&mut GroupCoordinator) -> R) -> R {
@@ -211,6 +260,7 @@ fn load_shards(broker: &Broker, partitions: i32) -> Result<Vec<Shard>, StartErro
     let now = now_ms();
     for partition in 0..partitions {
         let mut coordinator = GroupCoordinator::new(config.clone());
+        coordinator.set_consumer_config(consumer_config(&broker.config));
         let loaded = log::load(broker, partition, &mut coordinator)?;
         coordinator.finish_load(now);
         if loaded > 0 {
