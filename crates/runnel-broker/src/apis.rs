@@ -92,7 +92,10 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("cannot decode request: {e}")),
     };
-    let response = match dispatch(broker, ctx, header, request).await {
+    let started = std::time::Instant::now();
+    let dispatched = dispatch(broker, ctx, header, request).await;
+    broker.metrics.request_done(key, started.elapsed());
+    let response = match dispatched {
         Some(r) => r,
         None => return Outcome::NoResponse,
     };

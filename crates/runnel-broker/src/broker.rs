@@ -2,7 +2,8 @@
 //!
 //! Start-up order: format/check storage (cluster id in `meta.properties`), start the metadata
 //! quorum and wait until its image is caught up, open the partition logs the image names,
-//! then bind the listeners. Shutdown reverses it: stop accepting, close logs cleanly, stop Raft.
+//! then bind the listeners. The operations HTTP listener (`/metrics`, `/healthz`, `/readyz`) is
+//! bound first of all, so `/readyz` answers 503 while the quorum and the logs recover. Shutdown reverses it: stop accepting, close logs cleanly, stop Raft.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{BrokerConfig, ConfigError, Listener};
+use crate::http::HttpState;
+use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
 use crate::server;
 use crate::topic_config::TopicSettings;
@@ -36,6 +39,8 @@ pub enum StartError {
     Quorum(#[from] QuorumError),
     #[error("storage: {0}")]
     Storage(#[from] runnel_storage::StorageError),
+    #[error(transparent)]
+    TopicsFile(#[from] crate::topics_file::TopicsFileError),
     #[error("cannot bind listener {name} on {address}: {source}")]
     Bind {
         name: String,
@@ -67,6 +72,8 @@ pub struct Broker {
     pub groups: crate::group::GroupRuntime,
     /// The current block of producer ids (InitProducerId).
     pub producer_ids: crate::producer_ids::ProducerIdManager,
+    /// Counters for `/metrics`, updated by the handlers.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Broker {
@@ -110,6 +117,8 @@ impl Broker {
 pub struct BrokerHandle {
     pub broker: Arc<Broker>,
     pub bound: Vec<(String, SocketAddr)>,
+    /// Where the operations HTTP listener is bound (`None` when `runnel.http.listener` is empty).
+    pub http_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -136,6 +145,16 @@ impl BrokerHandle {
 /// Starts a broker with `config`: storage, metadata quorum, partition logs, listeners.
 pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     let started = Instant::now();
+    // An invalid topics file fails start-up before anything is bound or written.
+    let topics_file = match &config.topics_file {
+        Some(path) => Some((path.clone(), crate::topics_file::load(path)?)),
+        None => None,
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let metrics = Arc::new(Metrics::new(per_partition_metrics(&config)));
+    let http = HttpState::new(metrics.clone());
+    let http_addr = bind_http(&config, &http, &shutdown_rx, &mut tasks).await?;
     let cluster_id = config.ensure_storage_formatted()?;
     let quorum = MetadataQuorum::start(QuorumOptions {
         node_id: config.node_id as u64,
@@ -181,11 +200,29 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         started,
         groups: crate::group::GroupRuntime::new(),
         producer_ids: crate::producer_ids::ProducerIdManager::new(),
+        metrics,
     });
-    broker.sync_partitions(&broker.image())?;
+    http.readiness.waiting("partition log recovery");
+    let recovering = broker.clone();
+    tokio::task::spawn_blocking(move || recovering.sync_partitions(&recovering.image()))
+        .await
+        .map_err(|e| runnel_storage::StorageError::Io {
+            path: broker.replicas.log_dir().to_path_buf(),
+            source: std::io::Error::other(e),
+        })??;
+    // Attached after recovery: the replica map is write-locked while logs are opened, and a
+    // scrape must not wait on it (until then /metrics shows counters and process metrics).
+    http.attach(&broker);
+    http.readiness.waiting("start-up (topics file, consumer groups)");
+    // Topics from YAML: reconciled through the controller before any listener serves.
+    if let Some((path, file)) = &topics_file {
+        if let Err(e) = crate::topics_file::apply_at_startup(&broker, path, file).await {
+            broker.replicas.shutdown();
+            let _ = broker.quorum.shutdown().await;
+            return Err(e.into());
+        }
+    }
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
     // Groups are loaded from __consumer_offsets before any listener serves.
     tasks.push(crate::group::start(&broker, shutdown_rx.clone()).await?);
     for (name, socket) in listeners {
@@ -198,13 +235,45 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     tasks.push(tokio::spawn(follow_metadata(broker.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(housekeeping(broker.clone(), shutdown_rx)));
+    http.readiness.ready();
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "broker started");
     Ok(BrokerHandle {
         broker,
         bound,
+        http_addr,
         shutdown,
         tasks,
     })
+}
+
+/// `runnel.metrics.per.partition` (default true): false drops the per-partition series.
+fn per_partition_metrics(config: &BrokerConfig) -> bool {
+    config
+        .effective("runnel.metrics.per.partition")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+}
+
+/// Binds `runnel.http.listener` (empty disables it) and starts serving; fails start-up like
+/// any other listener that cannot bind.
+async fn bind_http(
+    config: &BrokerConfig,
+    state: &Arc<HttpState>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, StartError> {
+    let address = config.http_listener.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let bind_error = |source| StartError::Bind {
+        name: "http".into(),
+        address: address.to_string(),
+        source,
+    };
+    let socket = TcpListener::bind(address).await.map_err(bind_error)?;
+    let local = socket.local_addr().map_err(bind_error)?;
+    tasks.push(tokio::spawn(crate::http::run(socket, state.clone(), shutdown.clone())));
+    Ok(Some(local))
 }
 
 /// Listeners that serve clients (controller listeners are for the quorum).

@@ -10,9 +10,12 @@ pub mod broker;
 pub mod config;
 pub mod group;
 pub mod handlers;
+pub mod http;
+pub mod metrics;
 pub mod producer_ids;
 pub mod replica;
 pub mod server;
 pub mod topic_config;
+pub mod topics_file;
 
 pub use broker::{start, Broker, BrokerHandle, StartError};

@@ -637,6 +637,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     d("runnel.http.listener", T, Some("localhost:9644"), "Runnel: host:port of the HTTP endpoint (/metrics, /healthz, /readyz).").v(Validator::HostPort).ro(),
     d("runnel.topics.file", T, None, "Runnel: topics.yaml applied idempotently at start-up.").ro(),
     d("runnel.acls.file", T, None, "Runnel: acls.yaml applied idempotently at start-up.").ro(),
+    d("runnel.metrics.per.partition", B, Some("true"), "Runnel: export per-partition series (log size, offsets, lag); switch off for very high partition counts.").ro(),
     // --- KRaft and identity --------------------------------------------------------------------
     d("process.roles", L, Some("broker,controller"), "Roles of this node: broker, controller, or both.").v(Validator::NonEmptyListOf(ROLES)).ro(),
     d("node.id", I, Some("1"), "Id of this node in the cluster.").v(Validator::AtLeast(0)).ro(),

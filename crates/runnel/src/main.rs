@@ -28,6 +28,9 @@ struct ServeArgs {
     /// Override a property: `--override key=value` (repeatable; wins over file and environment).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// A topics.yaml reconciled at start-up (sets `runnel.topics.file`).
+    #[arg(long = "topics", value_name = "FILE")]
+    topics: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let Some(path) = &args.topics {
+        overrides.push(("runnel.topics.file".to_string(), path.display().to_string()));
     }
     let opts = LoadOptions {
         file: args.config,
@@ -78,6 +84,11 @@ fn main() -> ExitCode {
 async fn serve(config: BrokerConfig) -> ExitCode {
     let handle = match runnel_broker::start(config).await {
         Ok(h) => h,
+        // An invalid or unappliable topics file is a configuration error (exit code 2).
+        Err(e @ runnel_broker::StartError::TopicsFile(_)) => {
+            eprintln!("runnel: cannot start: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("runnel: cannot start: {e}");
             return ExitCode::FAILURE;
@@ -86,6 +97,9 @@ async fn serve(config: BrokerConfig) -> ExitCode {
     for (name, addr) in &handle.bound {
         // A stable line on stdout: scripts and tests read the bound port from it.
         println!("runnel: listening on {name} {addr}");
+    }
+    if let Some(addr) = handle.http_addr {
+        println!("runnel: http listening on {addr}");
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -85,7 +85,12 @@ const RESOURCE_BROKER: i8 = 4;
 /// Settings of the shared broker besides the harness's own (`listeners`, `log.dirs`,
 /// `group.initial.rebalance.delay.ms`): every one must show as STATIC_BROKER_CONFIG.
 const SHARED_OVERRIDES: &[(&str, &str)] = &[("num.partitions", "4")];
-const HARNESS_OVERRIDES: &[&str] = &["listeners", "log.dirs", "group.initial.rebalance.delay.ms"];
+const HARNESS_OVERRIDES: &[&str] = &[
+    "listeners",
+    "log.dirs",
+    "group.initial.rebalance.delay.ms",
+    "runnel.http.listener",
+];
 
 static SHARED: Mutex<Weak<Broker>> = Mutex::new(Weak::new());
 

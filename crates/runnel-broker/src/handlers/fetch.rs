@@ -39,6 +39,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         let (response, bytes, errors) = read_all(broker, &req, version);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
+            broker.metrics.fetch_response(broker, &response);
             return response;
         }
         let _ = tokio::time::timeout(deadline - now, appended).await;

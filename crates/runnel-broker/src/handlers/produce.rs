@@ -51,6 +51,9 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
             } else {
                 produce_partition(broker, &topic.name, data, acks, version).await
             };
+            if result.is_err() {
+                broker.metrics.produce_failed(&topic.name);
+            }
             partition_responses.push(match result {
                 Ok(r) => r,
                 Err(rej) => PartitionProduceResponse {
@@ -128,6 +131,9 @@ async fn produce_partition(
     };
     if !info.duplicate {
         broker.replicas.appended.notify_waiters();
+        // Kafka's BytesInPerSec counts the record-batch bytes as received.
+        let messages = u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0);
+        broker.metrics.produced(topic, messages, records.len() as u64);
     }
     if acks == -1 && settings.log.flush_policy == FlushPolicy::Fsync {
         wait_for_flush(&part, info.last_offset).await?;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
+    /// The operations HTTP port (`/metrics`, `/healthz`, `/readyz`); 0 when disabled.
+    pub http_port: u16,
     pub data_dir: PathBuf,
     extra: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -31,6 +33,7 @@ impl Broker {
         let mut b = Broker {
             child: None,
             port: 0,
+            http_port: 0,
             data_dir,
             extra,
             _tmp: Some(tmp),
@@ -56,7 +59,10 @@ impl Broker {
             .arg("--override")
             .arg(format!("log.dirs={}", self.data_dir.display()))
             .arg("--override")
-            .arg("group.initial.rebalance.delay.ms=0");
+            .arg("group.initial.rebalance.delay.ms=0")
+            // Any free port, so brokers side by side do not fight over the default 9644.
+            .arg("--override")
+            .arg("runnel.http.listener=127.0.0.1:0");
         for (k, v) in &self.extra {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
@@ -69,10 +75,14 @@ impl Broker {
         let mut child = cmd.spawn().expect("spawn runnel");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let (http_tx, http_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("runnel: listening on PLAINTEXT ") {
                     let _ = tx.send(addr.to_string());
+                }
+                if let Some(addr) = line.strip_prefix("runnel: http listening on ") {
+                    let _ = http_tx.send(addr.to_string());
                 }
             }
         });
@@ -80,6 +90,12 @@ impl Broker {
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not report its listener within 30 s");
         self.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        // Printed right after the Kafka listener lines (absent when the listener is disabled).
+        self.http_port = http_rx
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .and_then(|a| a.rsplit(':').next().and_then(|p| p.parse().ok()))
+            .unwrap_or(0);
         self.child = Some(child);
     }
 
