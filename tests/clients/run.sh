@@ -16,7 +16,7 @@ cd "$HERE"
 export MESSAGES="${MESSAGES:-100000}"
 export RUN_ID="${RUN_ID:-$(date +%s)-$$}"
 SCENARIO_TIMEOUT_S="${SCENARIO_TIMEOUT_S:-300}"
-CLIENTS="${CLIENTS:-confluent kafka-python aiokafka kafkajs kcat}"
+CLIENTS="${CLIENTS:-confluent kafka-python aiokafka kafkajs kcat groups-confluent groups-kafka-python groups-aiokafka groups-kafkajs}"
 
 "$HERE/install.sh"
 PY="$HERE/.venv/bin/python"
@@ -112,6 +112,10 @@ for client in $CLIENTS; do
     aiokafka)     run_scenario aiokafka "$PY" "$HERE/scenario_aiokafka.py" ;;
     kafkajs)      run_scenario kafkajs node "$HERE/scenario_kafkajs.js" ;;
     kcat)         run_scenario kcat "$PY" "$HERE/scenario_kcat.py" ;;
+    groups-confluent)     run_scenario groups-confluent "$PY" "$HERE/scenario_groups.py" confluent confluent-848 ;;
+    groups-kafka-python)  run_scenario groups-kafka-python "$PY" "$HERE/scenario_groups.py" kafka-python ;;
+    groups-aiokafka)      run_scenario groups-aiokafka "$PY" "$HERE/scenario_groups.py" aiokafka ;;
+    groups-kafkajs)       run_scenario groups-kafkajs "$PY" "$HERE/scenario_groups.py" kafkajs ;;
     *) echo "run.sh: unknown client $client" >&2; failed=$((failed + 1)) ;;
   esac
 done
