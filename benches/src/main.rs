@@ -111,7 +111,8 @@ fn start(bin: &str, runs: usize) {
         let _ = std::fs::remove_dir_all(&dir);
         let begin = Instant::now();
         let mut child = Command::new(bin)
-            .args(["serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override"])
+            .args(["serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .args(["--override", "runnel.http.listener=127.0.0.1:0", "--override"])
             .arg(format!("log.dirs={}", dir.display()))
             .env("RUNNEL_LOG", "warn")
             .stdout(Stdio::piped())

@@ -52,6 +52,7 @@ if [[ -z "${BOOTSTRAP:-}" ]]; then
     --override "log.dirs=$TMP_DIR/data" \
     --override "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT" \
     --override "group.initial.rebalance.delay.ms=0" \
+    --override "runnel.http.listener=127.0.0.1:0" \
     >"$TMP_DIR/broker.log" 2>&1 &
   BROKER_PID=$!
   echo "run.sh: started $BIN (pid $BROKER_PID) on $BOOTSTRAP, data in $TMP_DIR/data"
