@@ -24,6 +24,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+step "deployment files: docker-compose config, kubernetes-validate, dashboard and alerts"
+bash deploy/validate.sh
+
 step "real clients: confluent-kafka, kafka-python, aiokafka, kafkajs, kcat"
 cargo build -q -p runnel
 bash tests/clients/run.sh
