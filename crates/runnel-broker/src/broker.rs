@@ -135,11 +135,6 @@ impl BrokerHandle {
             tracing::warn!(error = %e, "metadata quorum shutdown");
         }
     }
-
-    /// Resolves when a shutdown has been requested (for the binary's signal handling).
-    pub fn shutdown_sender(&self) -> watch::Sender<bool> {
-        self.shutdown.clone()
-    }
 }
 
 /// Starts a broker with `config`: storage, metadata quorum, partition logs, listeners.

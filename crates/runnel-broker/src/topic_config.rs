@@ -14,14 +14,12 @@ use crate::config::{BrokerConfig, FlushPolicy};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     DynamicTopic,
-    StaticBroker(&'static str),
+    StaticBroker,
     Default,
 }
 
 /// Kafka's DescribeConfigs source codes.
 pub const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
-pub const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
-pub const SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
@@ -29,7 +27,7 @@ impl Source {
     pub fn code(self) -> i8 {
         match self {
             Source::DynamicTopic => SOURCE_DYNAMIC_TOPIC_CONFIG,
-            Source::StaticBroker(_) => SOURCE_STATIC_BROKER_CONFIG,
+            Source::StaticBroker => SOURCE_STATIC_BROKER_CONFIG,
             Source::Default => SOURCE_DEFAULT_CONFIG,
         }
     }
@@ -56,7 +54,7 @@ pub fn broker_topic_default(broker: &BrokerConfig, key: &str) -> (Option<String>
                 .entry(synonym)
                 .is_some_and(|e| e.source.describe_code() != SOURCE_DEFAULT_CONFIG) =>
         {
-            (Some(value), Source::StaticBroker(synonym))
+            (Some(value), Source::StaticBroker)
         }
         Some((value, _)) => (Some(value), Source::Default),
         None => (
