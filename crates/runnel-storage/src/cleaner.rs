@@ -26,7 +26,8 @@
 //! Crash safety: a `.cleaned` file is garbage (deleted on open). A `.swap` file means the swap
 //! was committed: `complete_interrupted_swaps` (run by open before anything else) deletes every
 //! old segment whose base lies in the half-open range named by the swap file and renames the swap
-//! to `.log`, exactly what the interrupted swap would have done. Old data is only removed after
+//! to `.log`, exactly what the interrupted swap would have done, and drops the indexes at its
+//! base so the segment is rescanned (and its `.txnindex` rebuilt). Old data is only removed after
 //! the swap file is durable, so no crash point loses data.
 //!
 //! Semantics follow Kafka: for each key only the record with the latest offset survives; keyless
@@ -36,6 +37,15 @@
 //! state (then an empty batch keeps it); tombstones get a delete horizon
 //! (`now + delete.retention.ms`, stored as the base timestamp with attribute bit 6, as Kafka 3+)
 //! the first time they are cleaned and are removed by the first clean after that horizon.
+//!
+//! Transactions (Kafka's `CleanedTransactionMetadata`, simplified): nothing at or above the
+//! first unstable offset is cleaned, so every transactional batch cleaned belongs to a completed
+//! transaction. Batches of aborted transactions (known from the `.txnindex` files: producer id
+//! and `[first offset, marker offset]`) never enter the offset map and lose all their records
+//! (an empty batch stays if it is its producer's last); committed transactional data is
+//! compacted like any other. Every control batch is kept verbatim (Kafka eventually drops
+//! markers whose data is gone; we never do), so a cleaned segment's `.txnindex` is the
+//! concatenation of its sources' and is written beside the cleaned log and swapped in with it.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -55,6 +65,7 @@ use crate::error::{IoContext, StorageError};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::log::PartitionLog;
 use crate::segment::{file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::txn_index::{write_entries, AbortedTxn, TXN_INDEX_SUFFIX};
 
 /// Kafka's `DELETE_HORIZON_FLAG_MASK`: the base timestamp holds the tombstones' delete horizon.
 const DELETE_HORIZON_BIT: i16 = 0x40;
@@ -123,6 +134,8 @@ pub(crate) struct SourceSegment {
     pub(crate) size_bytes: u64,
     pub(crate) file: Arc<File>,
     pub(crate) path: PathBuf,
+    /// The segment's `.txnindex` entries (kept as they are: markers are never removed).
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 /// Consecutive segments rewritten into one.
@@ -144,6 +157,9 @@ pub struct CleanPlan {
     pub(crate) delete_retention_ms: i64,
     /// Producer id -> last offset of its last batch (those batches are kept, possibly empty).
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    /// Producer id -> `(first offset, marker offset)` of its aborted transactions that reach
+    /// the cleaned range.
+    pub(crate) aborted_txns: HashMap<i64, Vec<(i64, i64)>>,
     pub(crate) bytes_before: u64,
     pub(crate) segments_before: usize,
     /// Preallocated size of the cleaned segments' indexes while they are written.
@@ -162,7 +178,7 @@ impl CleanedGroup {
     fn remove_files(&self) {
         let base = self.group.first_base();
         let _ = std::fs::remove_file(&self.cleaned_path);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let _ = std::fs::remove_file(cleaned_index_path(&self.cleaned_path, base, suffix));
         }
     }
@@ -392,7 +408,7 @@ impl CleanPlan {
             let mut reader = BatchReader::new(segment);
             let mut full = false;
             while let Some((h, batch)) = reader.next_batch()? {
-                if h.is_control() {
+                if h.is_control() || self.is_aborted(&h) {
                     continue;
                 }
                 for r in decode_records(&batch, config.max_batch_decompressed_bytes)? {
@@ -454,7 +470,20 @@ impl CleanPlan {
         let file = writer.into_inner().map_err(|e| e.into_error()).at(&path)?;
         file.sync_all().at(&path)?;
         indexes.finish()?;
+        let aborted: Vec<AbortedTxn> = group.segments.iter().flat_map(|s| s.aborted.iter().copied()).collect();
+        write_entries(&cleaned_index_path(&path, base, TXN_INDEX_SUFFIX), &aborted)?;
         Ok(path)
+    }
+
+    /// A data batch of an aborted transaction: its producer aborted a transaction whose range
+    /// holds the batch (one producer's transactions never overlap).
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self
+                .aborted_txns
+                .get(&h.producer_id)
+                .is_some_and(|ranges| ranges.iter().any(|(f, l)| *f <= h.base_offset && h.base_offset <= *l))
     }
 
     fn filter_batch(
@@ -471,6 +500,11 @@ impl CleanPlan {
             horizon_ms: None,
         };
         if h.is_control() {
+            return Ok(filtered);
+        }
+        if self.is_aborted(h) {
+            filtered.removed = u64::try_from(h.records_count).unwrap_or(0);
+            filtered.bytes = self.emptied(h)?;
             return Ok(filtered);
         }
         let records = decode_records(batch, config.max_batch_decompressed_bytes)?;
@@ -505,16 +539,22 @@ impl CleanPlan {
             return Ok(filtered);
         }
         if kept.is_empty() {
-            let producer_keeps =
-                h.producer_id >= 0 && self.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
-            filtered.bytes = match producer_keeps {
-                true => Retained::Rewritten(empty_batch(h)?),
-                false => Retained::Dropped,
-            };
+            filtered.bytes = self.emptied(h)?;
             return Ok(filtered);
         }
         filtered.bytes = Retained::Rewritten(rewrite_batch(h, kept, existing_horizon.or(new_horizon))?);
         Ok(filtered)
+    }
+
+    /// A batch whose records all go: dropped, unless it is the last batch of a producer still
+    /// in the producer state (an empty batch keeps its sequence and epoch).
+    fn emptied(&self, h: &BatchHeader) -> Result<Retained, StorageError> {
+        let producer_keeps =
+            h.producer_id >= 0 && self.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
+        Ok(match producer_keeps {
+            true => Retained::Rewritten(empty_batch(h)?),
+            false => Retained::Dropped,
+        })
     }
 }
 
@@ -671,9 +711,14 @@ pub(crate) fn complete_interrupted_swaps(dir: &Path) -> Result<(), StorageError>
     }
     for ((base, end), name) in swaps {
         for old in logs.iter().filter(|b| **b >= base && **b < end) {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
                 remove_if_exists(&dir.join(file_name(*old, suffix)))?;
             }
+        }
+        // The swapped-in segment's indexes may be the old first segment's or missing: drop
+        // them all so open rescans the segment and rebuilds them (its `.txnindex` by replay).
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+            remove_if_exists(&dir.join(file_name(base, suffix)))?;
         }
         tracing::info!(dir = %dir.display(), base, end, "completing an interrupted cleaner swap");
         let target = dir.join(file_name(base, LOG_SUFFIX));
@@ -712,6 +757,8 @@ impl PartitionLog {
         if !self.config.compact {
             return Ok(None);
         }
+        // Data of ongoing transactions is never cleaned, whatever bound the caller gives.
+        let upper_bound_offset = upper_bound_offset.min(self.producers.first_unstable_offset().unwrap_or(i64::MAX));
         let uncleanable = self.first_uncleanable_offset(now_ms, upper_bound_offset);
         let candidates = self.cleanable_segments(uncleanable);
         let Some(last) = candidates.last() else {
@@ -738,6 +785,16 @@ impl PartitionLog {
             .entries()
             .filter_map(|e| e.batches.back().map(|b| (e.producer_id, b.last_offset)))
             .collect();
+        let first_base = candidates.first().map_or(end_offset, |s| s.base_offset);
+        let mut aborted_txns: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for t in self.segments.values().flat_map(|s| s.txn_index.entries()) {
+            if t.last_offset >= first_base && t.first_offset < end_offset {
+                aborted_txns
+                    .entry(t.producer_id)
+                    .or_default()
+                    .push((t.first_offset, t.last_offset));
+            }
+        }
         let segments_before = candidates.len();
         let first_dirty_offset = dirty.first().map_or(end_offset, |s| s.base_offset.max(first_dirty));
         Ok(Some(CleanPlan {
@@ -747,6 +804,7 @@ impl PartitionLog {
             first_dirty_offset,
             delete_retention_ms: self.config.delete_retention_ms.max(0),
             producer_last_offsets,
+            aborted_txns,
             bytes_before: dirty_bytes + clean_bytes,
             segments_before,
             index_bytes: self.config.index_bytes(),
@@ -789,6 +847,7 @@ impl PartitionLog {
                 size_bytes: segment.size_bytes,
                 file: segment.log_file(),
                 path: segment.log_path().to_path_buf(),
+                aborted: segment.txn_index.entries().to_vec(),
             });
         }
         out
@@ -873,6 +932,12 @@ impl PartitionLog {
             let from = cleaned_index_path(&g.cleaned_path, base, suffix);
             let to = self.dir.join(file_name(base, suffix));
             std::fs::rename(&from, &to).at(&to)?;
+        }
+        // The transaction index exists only if the group held aborted transactions.
+        let txn_from = cleaned_index_path(&g.cleaned_path, base, TXN_INDEX_SUFFIX);
+        if txn_from.exists() {
+            let to = self.dir.join(file_name(base, TXN_INDEX_SUFFIX));
+            std::fs::rename(&txn_from, &to).at(&to)?;
         }
         let target = self.dir.join(file_name(base, LOG_SUFFIX));
         std::fs::rename(&swap, &target).at(&target)?;

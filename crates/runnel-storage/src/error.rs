@@ -52,6 +52,26 @@ pub enum StorageError {
         first_seq: i32,
         last_seq: i32,
     },
+    /// A non-transactional batch from a producer with an ongoing transaction (Kafka's
+    /// `InvalidTxnStateException`).
+    #[error(
+        "producer {producer_id} has an ongoing transaction but wrote a non-transactional batch at offset {offset}"
+    )]
+    InvalidTxnState { producer_id: i64, offset: i64 },
+    /// An end-transaction marker from a coordinator older than the last one that wrote a
+    /// marker for this producer (a zombie coordinator).
+    #[error(
+        "coordinator epoch {coordinator_epoch} for producer {producer_id} is older than {current_coordinator_epoch}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
+    /// A client or coordinator data append held a control batch (only markers written by
+    /// `append_txn_marker` and replicated batches may be control batches).
+    #[error("control batch at offset {offset} is not allowed in this append")]
+    ControlBatchNotAllowed { offset: i64 },
 }
 
 /// Attaches a path to an `io::Error`.

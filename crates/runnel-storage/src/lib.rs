@@ -3,8 +3,11 @@
 //! Owns: segments (`<20-digit base offset>.log` + `.index` + `.timeindex`), the mmap'd sparse
 //! indexes, recovery after a crash, retention, DeleteRecords, truncation, the leader-epoch cache
 //! and the small checkpoint files beside the segments (`leader-epoch-checkpoint`,
-//! `partition.metadata`, log-start and recovery-point checkpoints) and the idempotent-producer
-//! state with its `.snapshot` files, and the log cleaner (compaction, `cleaner.rs`).
+//! `partition.metadata`, log-start and recovery-point checkpoints), the idempotent and
+//! transactional producer state with its `.snapshot` files, the partition side of transactions
+//! (ongoing transactions and the first unstable offset, end-transaction markers, the per-segment
+//! `.txnindex` of aborted transactions for `read_committed` fetches; `txn_index.rs`), and the
+//! log cleaner (compaction, `cleaner.rs`).
 //!
 //! Must never: depend on tokio or the network, decode records on the append path (appends are
 //! header-only: offsets and leader epoch are rewritten in place), or trust an index read from disk
@@ -12,8 +15,10 @@
 //!
 //! Invariants: every byte of a segment below its size belongs to a whole, CRC-checked batch
 //! (checked on produce by the caller, on recovery here); offsets increase strictly across the log;
-//! a mapped file is never truncated while mapped; checkpoint files are replaced atomically
-//! (temp -> fsync -> rename -> fsync dir); all `unsafe` lives in `mmap.rs`.
+//! a mapped file is never truncated while mapped; a segment's `.txnindex` lists exactly the
+//! aborts whose markers it holds (rebuilt by replay whenever the segment was recovered);
+//! checkpoint files are replaced atomically (temp -> fsync -> rename -> fsync dir); all `unsafe`
+//! lives in `mmap.rs`.
 
 #![deny(unsafe_code)]
 
@@ -28,6 +33,7 @@ mod log;
 mod mmap;
 mod producer_state;
 mod segment;
+mod txn_index;
 
 pub use checkpoint::{topic_id_from_string, topic_id_to_string};
 pub use cleaner::{CleanOutcome, CleanPlan, CleanedLog, CleanerConfig};
@@ -37,4 +43,9 @@ pub use log::{
     parse_partition_dir_name, AppendInfo, PartitionLog, ReadInfo, RetentionOutcome, SyncTarget, TimestampAndOffset,
 };
 pub use mmap::disk_space;
-pub use producer_state::{BatchMetadata, ProducerStateEntry, ProducerStateManager, BATCHES_RETAINED};
+pub use producer_state::{
+    AppendOrigin, BatchMetadata, CompletedTxn, ProducerStateEntry, ProducerStateManager, BATCHES_RETAINED,
+};
+pub use txn_index::{
+    control_marker_type, decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker, ABORTED_TXN_BYTES,
+};

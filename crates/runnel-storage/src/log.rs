@@ -1,10 +1,14 @@
 //! `PartitionLog`: the ordered segments of one partition and everything done to them as a whole
-//! — open/recover, append, read, lookups by offset, timestamp and leader epoch, retention,
-//! DeleteRecords, truncation, flushing and deletion.
+//! — open/recover, append (leader, coordinator, follower, transaction markers), read, lookups by
+//! offset, timestamp and leader epoch, retention, DeleteRecords, truncation, flushing, deletion,
+//! and the partition side of transactions (first unstable offset, aborted-transaction lookups).
 //!
 //! Invariants: the last segment is the active one and the only one written to; segments are
 //! keyed by base offset and each one's offsets lie below the next one's base;
-//! `log_start_offset <= log_end_offset`; the active segment is never deleted by retention.
+//! `log_start_offset <= log_end_offset`; the active segment is never deleted by retention; an
+//! abort's index entry is in the segment holding its marker, and the producer state and every
+//! `.txnindex` describe exactly the batches in the log (rebuilt by replay after truncation and
+//! after a crash).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,8 +25,9 @@ use crate::cleaner::CleanerState;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
-use crate::producer_state::{self, AppendCheck, BatchMetadata, ProducerStateManager};
+use crate::producer_state::{self, AppendCheck, AppendOrigin, BatchMetadata, ProducerStateManager};
 use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, LOG_SUFFIX};
+use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 const LOG_START_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
@@ -284,25 +289,141 @@ impl PartitionLog {
     /// Appends validated v2 batches as leader: rewrites base offsets (from the log end offset)
     /// and partition leader epochs in place, writes them, updates indexes and the epoch cache,
     /// rolls segments as configured and flushes per `flush.messages` / `flush.ms`.
+    ///
+    /// Transactional batches open (or continue) their producer's transaction; a producer with
+    /// an ongoing transaction may not write non-transactional batches (`InvalidTxnState`).
+    /// Control batches are refused (`ControlBatchNotAllowed`): markers go through
+    /// `append_txn_marker`.
     pub fn append_as_leader(
         &mut self,
         batches: &mut [u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_from(batches, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// `append_as_leader` for batches written by the broker's own coordinators (Kafka's
+    /// `AppendOrigin.COORDINATOR`): no sequence or duplicate checks (batches may carry base
+    /// sequence -1 with a producer id and epoch), epoch and transaction-state checks kept.
+    pub fn append_as_coordinator(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        self.append_from(batches, leader_epoch, now_ms, AppendOrigin::Coordinator)
+    }
+
+    fn append_from(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, StorageError> {
         self.producers
             .maybe_remove_expired(now_ms, self.config.producer_id_expiration_ms);
         let headers = batches_headers(batches)?;
-        let update = match self.producers.check_append(&headers, self.log_end_offset())? {
+        let update = match self
+            .producers
+            .check_append_from(&headers, self.log_end_offset(), origin)?
+        {
             AppendCheck::Duplicate(original) => return Ok(self.duplicate_info(&original)),
             AppendCheck::Fresh(update) => update,
         };
         let assigned = assign_offsets(batches, self.log_end_offset(), leader_epoch)?;
         self.append_assigned(batches, &assigned, now_ms)?;
-        self.producers.commit(update);
+        // Data appends open transactions but never complete one: nothing to index.
+        let _ = self.producers.commit(update);
         self.epochs.assign(leader_epoch, assigned.first_offset)?;
         self.after_append(&assigned, now_ms)?;
         Ok(self.append_info(&assigned, batches.len()))
+    }
+
+    /// Writes an end-transaction marker (Kafka's `EndTransactionMarker`, as WriteTxnMarkers
+    /// does) for `producer_id` and completes its ongoing transaction: a commit makes its data
+    /// stable, an abort also adds an `AbortedTxn` to the `.txnindex` of the segment the marker
+    /// lands in. A marker for a producer with no ongoing transaction is still written and
+    /// completes nothing. Fails with `InvalidProducerEpoch` for an epoch below the producer's
+    /// and `TransactionCoordinatorFenced` for a coordinator epoch below the last marker's.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        self.producers
+            .maybe_remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        let marker = EndTxnMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let offset = self.log_end_offset();
+        let update = self
+            .producers
+            .check_marker(producer_id, producer_epoch, marker, offset, now_ms)?;
+        let mut batch = encode_end_txn_marker(producer_id, producer_epoch, marker, now_ms)?;
+        let assigned = assign_offsets(&mut batch, offset, leader_epoch)?;
+        self.append_assigned(&batch, &assigned, now_ms)?;
+        for aborted in self.producers.commit(update) {
+            self.active_mut().txn_index.append(aborted)?;
+        }
+        self.epochs.assign(leader_epoch, assigned.first_offset)?;
+        self.after_append(&assigned, now_ms)?;
+        Ok(self.append_info(&assigned, batch.len()))
+    }
+
+    /// Earliest first offset of the ongoing transactions; the broker's last stable offset is
+    /// `min(this, high watermark)` (or see `last_stable_offset`).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// Kafka's last stable offset: also held back by completed transactions whose marker is
+    /// not yet below `high_watermark` (call `on_high_watermark_updated` as it moves).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.producers.last_stable_offset(high_watermark)
+    }
+
+    /// Lets the producer state forget completed transactions now below the high watermark.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.producers.on_high_watermark_updated(high_watermark);
+    }
+
+    /// `(producer id, producer epoch, first offset)` of every ongoing transaction, by first
+    /// offset (DescribeProducers, DescribeTransactions, tests).
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i16, i64)> {
+        self.producers.ongoing_transactions()
+    }
+
+    /// Every aborted transaction overlapping `[start_offset, upper_bound_offset)`, from the
+    /// transaction indexes of the segment holding `start_offset` onwards (Kafka's
+    /// `collectAbortedTransactions`), sorted by first offset. For `read_committed` fetches, the
+    /// upper bound is the end of the data returned.
+    pub fn collect_aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<Vec<AbortedTxn>, StorageError> {
+        let floor = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let mut out = Vec::new();
+        for segment in self.segments.range(floor..).map(|(_, s)| s) {
+            let (found, complete) = segment.txn_index.collect(start_offset, upper_bound_offset);
+            out.extend(found);
+            if complete {
+                break;
+            }
+        }
+        out.sort_by_key(|t| t.first_offset);
+        Ok(out)
     }
 
     fn duplicate_info(&self, original: &BatchMetadata) -> AppendInfo {
@@ -323,22 +444,36 @@ impl PartitionLog {
         &self.producers
     }
 
-    /// Rebuilds the producer state: the newest snapshot at or below the log end offset, then
-    /// the batches after it.
+    /// Rebuilds the producer state and the untrusted transaction indexes: the newest snapshot
+    /// at or below the log end offset (and at or below the base of every segment whose
+    /// `.txnindex` needs rebuilding, i.e. was recovered after a crash or found corrupt), then
+    /// the batches after it. Those segments' indexes are rebuilt from the replayed abort
+    /// markers, so after a crash each index matches its log; trusted indexes are left alone
+    /// (a replay from an older point cannot always rebuild them: data of a transaction may be
+    /// gone below the log start offset).
     fn load_producer_state(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
-        let (state, from) = ProducerStateManager::load_latest_snapshot(&self.dir, leo)?.unwrap_or_default();
-        self.producers = state;
-        for segment in self.segments.values() {
+        let rebuild_from = self
+            .segments
+            .values()
+            .find(|s| s.txn_index_needs_rebuild)
+            .map_or(leo, |s| s.base_offset);
+        let limit = leo.min(rebuild_from);
+        let (mut state, from) = ProducerStateManager::load_latest_snapshot(&self.dir, limit)?.unwrap_or_default();
+        for segment in self.segments.values_mut() {
+            let rebuild = segment.txn_index_needs_rebuild;
+            if rebuild {
+                // `from` is at or below this segment's base: every entry goes (also when the
+                // recovered segment is empty and so has nothing to replay).
+                segment.txn_index.truncate_to(from)?;
+                segment.txn_index_needs_rebuild = false;
+            }
             if segment.next_offset <= from {
                 continue;
             }
-            let mut next = segment.find_batch(from)?;
-            while let Some(at) = next {
-                self.producers.replay(&at.header);
-                next = segment.next_batch(at.position + at.header.total_size_bytes() as u64)?;
-            }
+            replay_segment(&mut state, segment, from, rebuild)?;
         }
+        self.producers = state;
         Ok(())
     }
 
@@ -346,9 +481,22 @@ impl PartitionLog {
     /// first base offset must be at or above the log end offset; gaps are allowed (compaction).
     pub fn append_as_follower(&mut self, batches_buf: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
         let (assigned, epochs) = follower_offsets(batches_buf, self.log_end_offset())?;
+        // Markers are decoded before anything is written, so a malformed one changes nothing.
+        let replays = batches(batches_buf)
+            .map(|item| {
+                let (h, bytes) = item?;
+                let marker = match h.is_control() {
+                    true => decode_end_txn_marker(bytes)?,
+                    false => None,
+                };
+                Ok((h, marker))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
         self.append_assigned(batches_buf, &assigned, now_ms)?;
-        for h in batches_headers(batches_buf)? {
-            self.producers.replay(&h);
+        for (h, marker) in replays {
+            if let Some(aborted) = self.producers.replay(&h, marker) {
+                self.active_mut().txn_index.append(aborted)?;
+            }
         }
         for (epoch, offset) in epochs {
             self.epochs.assign(epoch, offset)?;
@@ -825,6 +973,43 @@ pub(crate) fn largest_timestamp(segment: &Segment) -> i64 {
         .map_or(i64::MAX, |d| d.as_millis() as i64)
 }
 
+/// Replays the batches of `segment` from `from` into `state`, adding the aborts to the
+/// segment's transaction index when `index_aborts`.
+fn replay_segment(
+    state: &mut ProducerStateManager,
+    segment: &mut Segment,
+    from: i64,
+    index_aborts: bool,
+) -> Result<(), StorageError> {
+    let mut next = segment.find_batch(from)?;
+    while let Some(at) = next {
+        let marker = match at.header.is_control() && at.header.producer_id >= 0 {
+            true => read_marker(segment, &at)?,
+            false => None,
+        };
+        match state.replay(&at.header, marker) {
+            Some(aborted) if index_aborts => segment.txn_index.append(aborted)?,
+            _ => {}
+        }
+        next = segment.next_batch(at.position + at.header.total_size_bytes() as u64)?;
+    }
+    Ok(())
+}
+
+/// The end-transaction marker of the control batch at `at`. A CRC-valid batch whose marker
+/// cannot be decoded is skipped with a warning (as an empty control batch), rather than making
+/// the partition unopenable.
+fn read_marker(segment: &Segment, at: &BatchPosition) -> Result<Option<EndTxnMarker>, StorageError> {
+    let bytes = segment.read_batch_at(at)?;
+    match decode_end_txn_marker(&bytes) {
+        Ok(marker) => Ok(marker),
+        Err(e) => {
+            tracing::warn!(path = %segment.log_path().display(), offset = at.header.base_offset, error = %e, "skipping an undecodable control batch");
+            Ok(None)
+        }
+    }
+}
+
 /// Every batch header of `buf` (already validated by the caller; lengths are re-checked).
 fn batches_headers(buf: &[u8]) -> Result<Vec<runnel_protocol::records::BatchHeader>, StorageError> {
     batches(buf).map(|b| Ok(b?.0)).collect()
@@ -922,6 +1107,8 @@ fn load_segment(
         return Ok(segment);
     }
     segment.make_active(index_bytes)?;
+    // Recovered data may hold markers the index never saw, or lost ones it did.
+    segment.txn_index_needs_rebuild = true;
     let outcome = segment.scan_and_rebuild(interval)?;
     if let Some(reason) = outcome.problem {
         if !is_last {
@@ -947,7 +1134,7 @@ fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<(), StorageError> 
         let Some((stem, suffix)) = name.split_once('.') else {
             continue;
         };
-        if suffix != "index" && suffix != "timeindex" {
+        if suffix != "index" && suffix != "timeindex" && suffix != "txnindex" {
             continue;
         }
         let has_log = stem

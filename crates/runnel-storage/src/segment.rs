@@ -1,6 +1,7 @@
-//! One log segment: `<base>.log` plus its `.index` and `.timeindex`.
+//! One log segment: `<base>.log` plus its `.index`, `.timeindex` and (only while it holds
+//! aborted transactions) `.txnindex`.
 //!
-//! Invariants: `size_bytes` is the length of valid data in the `.log` file and every byte below
+//! Invariants: the `.txnindex` lists the aborts whose markers are in this segment; `size_bytes` is the length of valid data in the `.log` file and every byte below
 //! it belongs to a whole batch; batches are appended with positioned writes at `size_bytes`;
 //! offsets strictly increase; index entries never point at or past `size_bytes`.
 
@@ -17,6 +18,7 @@ use runnel_protocol::records::{
 
 use crate::error::{IoContext, StorageError};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn_index::{txn_index_path, TxnIndex, TXN_INDEX_SUFFIX};
 
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
@@ -50,6 +52,11 @@ pub(crate) struct Segment {
     pub(crate) size_bytes: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Aborted transactions whose markers are in this segment.
+    pub(crate) txn_index: TxnIndex,
+    /// The `.txnindex` cannot be trusted (it was corrupt, or the log was rescanned after a
+    /// crash): the log rebuilds it by replaying the segment.
+    pub(crate) txn_index_needs_rebuild: bool,
     bytes_since_last_index_entry: u64,
     pub(crate) max_timestamp: i64,
     pub(crate) offset_of_max_timestamp: i64,
@@ -73,7 +80,7 @@ fn open_log(path: &Path, create_new: bool) -> Result<File, StorageError> {
 impl Segment {
     /// Creates an empty segment (any files left at these names are replaced).
     pub(crate) fn create(dir: &Path, base_offset: i64, index_bytes: usize, now_ms: i64) -> Result<Self, StorageError> {
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let p = dir.join(file_name(base_offset, suffix));
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&p),
@@ -97,6 +104,15 @@ impl Segment {
         let time_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
         let offset_index = OffsetIndex::open(&index_path, base_offset, index_capacity)?;
         let time_index = TimeIndex::open(&time_path, base_offset, index_capacity)?;
+        let txn_path = txn_index_path(dir, base_offset);
+        let (txn_index, txn_index_needs_rebuild) = match TxnIndex::open(txn_path.clone()) {
+            Ok(t) => (t, false),
+            Err(StorageError::CorruptFile { path, reason }) => {
+                tracing::warn!(path = %path.display(), %reason, "discarding corrupt transaction index");
+                (TxnIndex::create(txn_path)?, true)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             base_offset,
             dir: dir.to_path_buf(),
@@ -105,6 +121,8 @@ impl Segment {
             size_bytes,
             offset_index,
             time_index,
+            txn_index,
+            txn_index_needs_rebuild,
             bytes_since_last_index_entry: 0,
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: base_offset,
@@ -441,6 +459,7 @@ impl Segment {
         self.log.set_len(at.position).at(&self.log_path)?;
         self.offset_index.truncate_to(offset);
         self.time_index.truncate_to(offset);
+        self.txn_index.truncate_to(offset)?;
         let outcome = self.scan_and_rebuild(index_interval_bytes)?;
         if let Some(reason) = outcome.problem {
             return Err(self.corrupt(outcome.valid_bytes, reason));
@@ -472,22 +491,24 @@ impl Segment {
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
         self.log.sync_data().at(&self.log_path)?;
         self.offset_index.flush()?;
-        self.time_index.flush()
+        self.time_index.flush()?;
+        self.txn_index.flush()
     }
 
-    /// Unmaps the indexes and renames the three files to `*.deleted`; returns the new paths.
+    /// Unmaps the indexes and renames the files to `*.deleted`; returns the new paths.
     pub(crate) fn rename_to_deleted(self) -> Result<Vec<PathBuf>, StorageError> {
         let Segment {
             dir,
             base_offset,
             offset_index,
             time_index,
+            txn_index,
             log,
             ..
         } = self;
-        drop((offset_index, time_index, log));
-        let mut renamed = Vec::with_capacity(3);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        drop((offset_index, time_index, txn_index, log));
+        let mut renamed = Vec::with_capacity(4);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let from = dir.join(file_name(base_offset, suffix));
             let to = dir.join(format!("{}.deleted", file_name(base_offset, suffix)));
             match std::fs::rename(&from, &to) {
