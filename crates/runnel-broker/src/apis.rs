@@ -47,6 +47,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeProducers, 0, 0),
+    // Transaction coordinator (transaction version 1; EndTxn v5 is answered like v4).
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -146,7 +153,7 @@ async fn dispatch(
         RequestBody::DescribeTopicPartitions(r) => handlers::describe_topic_partitions::handle(broker, r).into(),
         RequestBody::DescribeLogDirs(r) => handlers::describe_log_dirs::handle(broker, r).into(),
         RequestBody::DescribeProducers(r) => handlers::describe_producers::handle(broker, r).into(),
-        RequestBody::InitProducerId(r) => handlers::init_producer_id::handle(broker, r).await.into(),
+        RequestBody::InitProducerId(r) => handlers::init_producer_id::handle(broker, r, v).await.into(),
         RequestBody::DeleteRecords(r) => handlers::delete_records::handle(broker, r).into(),
         RequestBody::OffsetForLeaderEpoch(r) => handlers::offset_for_leader_epoch::handle(broker, r).into(),
         RequestBody::FindCoordinator(r) => handlers::find_coordinator::handle(broker, ctx, r, v).await.into(),
@@ -166,6 +173,12 @@ async fn dispatch(
             handlers::consumer_group_heartbeat::handle(broker, ctx, header.client_id.as_deref(), r).into()
         }
         RequestBody::ConsumerGroupDescribe(r) => handlers::consumer_group_describe::handle(broker, r).into(),
+        RequestBody::AddPartitionsToTxn(r) => handlers::add_partitions_to_txn::handle(broker, r, v).into(),
+        RequestBody::AddOffsetsToTxn(r) => handlers::add_offsets_to_txn::handle(broker, r, v).await.into(),
+        RequestBody::EndTxn(r) => handlers::end_txn::handle(broker, r, v).into(),
+        RequestBody::TxnOffsetCommit(r) => handlers::txn_offset_commit::handle(broker, r, v).into(),
+        RequestBody::DescribeTransactions(r) => handlers::describe_transactions::handle(broker, r).into(),
+        RequestBody::ListTransactions(r) => handlers::list_transactions::handle(broker, r).into(),
         other => {
             // Unreachable while SUPPORTED and this match agree; answer rather than panic.
             tracing::error!(api = other.api_key().name(), "advertised API without a handler");

@@ -47,6 +47,8 @@ pub enum StartError {
         address: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A client-facing endpoint: the address clients are told for one listener.
@@ -72,6 +74,8 @@ pub struct Broker {
     pub groups: crate::group::GroupRuntime,
     /// The current block of producer ids (InitProducerId).
     pub producer_ids: crate::producer_ids::ProducerIdManager,
+    /// The transaction coordinator (`__transaction_state`).
+    pub txns: crate::txn::TxnRuntime,
     /// Counters for `/metrics`, updated by the handlers.
     pub metrics: Arc<Metrics>,
 }
@@ -195,6 +199,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         started,
         groups: crate::group::GroupRuntime::new(),
         producer_ids: crate::producer_ids::ProducerIdManager::new(),
+        txns: crate::txn::TxnRuntime::new(),
         metrics,
     });
     http.readiness.waiting("partition log recovery");
@@ -208,7 +213,8 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     // Attached after recovery: the replica map is write-locked while logs are opened, and a
     // scrape must not wait on it (until then /metrics shows counters and process metrics).
     http.attach(&broker);
-    http.readiness.waiting("start-up (topics file, consumer groups)");
+    http.readiness
+        .waiting("start-up (topics file, consumer groups, transactions)");
     // Topics from YAML: reconciled through the controller before any listener serves.
     if let Some((path, file)) = &topics_file {
         if let Err(e) = crate::topics_file::apply_at_startup(&broker, path, file).await {
@@ -220,6 +226,8 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
 
     // Groups are loaded from __consumer_offsets before any listener serves.
     tasks.push(crate::group::start(&broker, shutdown_rx.clone()).await?);
+    // Transactions after groups: finishing an in-doubt transaction completes its offsets.
+    tasks.push(crate::txn::start(&broker, shutdown_rx.clone()).await?);
     for (name, socket) in listeners {
         tasks.push(tokio::spawn(server::run(
             socket,

@@ -17,5 +17,6 @@ pub mod replica;
 pub mod server;
 pub mod topic_config;
 pub mod topics_file;
+pub mod txn;
 
 pub use broker::{start, Broker, BrokerHandle, StartError};

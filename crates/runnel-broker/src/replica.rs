@@ -29,6 +29,9 @@ pub struct Partition {
     log: Mutex<PartitionLog>,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
+    /// The first offset of the oldest open transaction, or the high watermark: what a
+    /// `read_committed` consumer may see.
+    last_stable_offset: AtomicI64,
     log_start_offset: AtomicI64,
     settings: RwLock<Arc<TopicSettings>>,
     /// Serialises group-commit flushes: whoever holds it syncs for everyone queued behind.
@@ -66,6 +69,10 @@ impl Partition {
         self.log_start_offset.load(Ordering::Acquire)
     }
 
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
+    }
+
     fn dir(&self) -> PathBuf {
         self.log().dir().to_path_buf()
     }
@@ -77,7 +84,10 @@ impl Partition {
     /// Publishes what an append or a deletion changed. Called with the log lock held so the
     /// published offsets are never older than what a reader of the log sees.
     pub fn publish(&self, log: &PartitionLog) {
-        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
+        let hw = log.log_end_offset();
+        let lso = log.first_unstable_offset().map_or(hw, |first| first.min(hw));
+        self.last_stable_offset.store(lso, Ordering::Release);
+        self.high_watermark.store(hw, Ordering::Release);
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
     }
 
@@ -196,6 +206,10 @@ impl ReplicaManager {
                 index: tp.1,
                 topic_id: topic.id,
                 high_watermark: AtomicI64::new(log.log_end_offset()),
+                last_stable_offset: AtomicI64::new(
+                    log.first_unstable_offset()
+                        .map_or(log.log_end_offset(), |f| f.min(log.log_end_offset())),
+                ),
                 log_start_offset: AtomicI64::new(log.log_start_offset()),
                 log: Mutex::new(log),
                 leader_epoch: AtomicI32::new(epoch),

@@ -110,6 +110,8 @@ pub struct GroupCoordinator {
     /// KIP-848 consumer groups (`consumer` module); ids never also name a classic group.
     pub(crate) consumer_groups: BTreeMap<String, crate::consumer::ConsumerGroup>,
     pub(crate) consumer_config: crate::consumer::ConsumerConfig,
+    /// Offset records of open transactions, by producer id (`txn_offsets`).
+    pub(crate) pending_txn_offsets: BTreeMap<i64, Vec<CoordinatorRecord>>,
 }
 
 impl GroupCoordinator {
@@ -120,6 +122,7 @@ impl GroupCoordinator {
             offsets: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             consumer_config: Default::default(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 

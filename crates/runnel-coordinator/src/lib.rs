@@ -1,5 +1,5 @@
 //! Runnel's group coordinator, sans-IO: the classic consumer-group protocol and the KIP-848
-//! consumer protocol (`consumer` module).
+//! consumer protocol (`consumer` module), plus the transaction coordinator (`txn` module).
 //!
 //! Owns: the state of classic groups (members, generations, assignments, rebalance timers),
 //! of consumer groups (group epoch, target and current assignments, member epochs), and
@@ -24,6 +24,8 @@ mod group;
 mod offsets;
 mod record;
 mod subscription;
+pub mod txn;
+mod txn_offsets;
 
 pub use admin::CLASSIC_GROUP_TYPE;
 pub use classic::{JoinContext, SyncContext};

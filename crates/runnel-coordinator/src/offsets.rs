@@ -30,6 +30,8 @@ pub struct FetchedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// A per-partition error (UNSTABLE_OFFSET_COMMIT), set by the broker.
+    pub error: ErrorCode,
 }
 
 /// OffsetCommit's options beside the body.
@@ -280,12 +282,14 @@ fn fetched(partition: i32, v: Option<&OffsetCommitValue>) -> FetchedOffset {
             offset: v.offset,
             leader_epoch: v.leader_epoch,
             metadata: v.metadata.clone(),
+            error: ErrorCode::NONE,
         },
         None => FetchedOffset {
             partition,
             offset: -1,
             leader_epoch: -1,
             metadata: String::new(),
+            error: ErrorCode::NONE,
         },
     }
 }

@@ -37,7 +37,6 @@ const PARTITIONS: i32 = 3;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 // ---------------------------------------------------------------------------------------------
@@ -520,9 +519,10 @@ fn raw_duplicates_gaps_and_fenced_epochs() {
         assert_eq!((code, epoch), (0, 0), "v{version}");
         assert!(seen.insert(next), "producer id {next} handed out twice");
     }
-    // Transactions are not served yet: a retriable coordinator error, not a bogus id.
-    let (code, txn_pid, _) = c.init_producer_id(4, Some("txn-1"));
-    assert_eq!((code, txn_pid), (COORDINATOR_NOT_AVAILABLE, -1));
+    // A transactional id draws from the same blocks: another fresh id, epoch 0.
+    let (code, txn_pid, epoch) = c.init_producer_id(4, Some("txn-1"));
+    assert_eq!((code, epoch), (0, 0));
+    assert!(seen.insert(txn_pid), "producer id {txn_pid} handed out twice");
 }
 
 // ---------------------------------------------------------------------------------------------

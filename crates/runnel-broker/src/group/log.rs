@@ -130,9 +130,13 @@ pub fn load(broker: &Broker, partition: i32, coordinator: &mut GroupCoordinator)
             };
             next = header.last_offset() + 1;
             if header.is_control() {
+                if let Some(commit) = runnel_storage::control_marker_type(bytes) {
+                    coordinator.complete_txn(header.producer_id, commit);
+                }
                 continue;
             }
-            applied += replay_batch(bytes, partition, coordinator);
+            let transactional = header.is_transactional().then_some(header.producer_id);
+            applied += replay_batch(bytes, partition, transactional, coordinator);
         }
         if next <= offset {
             break;
@@ -142,7 +146,8 @@ pub fn load(broker: &Broker, partition: i32, coordinator: &mut GroupCoordinator)
     Ok(applied)
 }
 
-fn replay_batch(batch: &[u8], partition: i32, coordinator: &mut GroupCoordinator) -> usize {
+/// Replays one batch; the offsets of a transactional batch stay pending until its marker.
+fn replay_batch(batch: &[u8], partition: i32, transactional: Option<i64>, coordinator: &mut GroupCoordinator) -> usize {
     let decoded = match records::decode_records(batch, MAX_DECOMPRESSED_BYTES) {
         Ok(d) => d,
         Err(e) => {
@@ -157,7 +162,10 @@ fn replay_batch(batch: &[u8], partition: i32, coordinator: &mut GroupCoordinator
         };
         match CoordinatorRecord::from_key_value(&key, r.value.as_deref()) {
             Ok(Some(rec)) => {
-                coordinator.replay(rec);
+                match transactional {
+                    Some(producer_id) => coordinator.add_pending_txn_offsets(producer_id, vec![rec]),
+                    None => coordinator.replay(rec),
+                }
                 applied += 1;
             }
             Ok(None) => {}

@@ -2,8 +2,8 @@
 //! (`kafka-transactions.sh describe-producers`).
 //!
 //! Per partition: UNKNOWN_TOPIC_OR_PARTITION when this broker does not host it; otherwise every
-//! producer in the log's producer state, sorted by id. Transactions are not implemented, so the
-//! coordinator epoch and the current transaction's start offset are always -1.
+//! producer in the log's producer state, sorted by id, with the epoch of the coordinator that
+//! wrote its last marker and the first offset of its open transaction (-1 when none).
 
 use runnel_protocol::generated::describe_producers_request::DescribeProducersRequest;
 use runnel_protocol::generated::describe_producers_response::{
@@ -51,8 +51,8 @@ fn describe_partition(broker: &Broker, topic: &str, partition_index: i32) -> Par
             producer_epoch: i32::from(e.producer_epoch),
             last_sequence: e.last_seq(),
             last_timestamp: e.last_timestamp_ms,
-            coordinator_epoch: -1,
-            current_txn_start_offset: -1,
+            coordinator_epoch: e.coordinator_epoch,
+            current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
             ..Default::default()
         })
         .collect();

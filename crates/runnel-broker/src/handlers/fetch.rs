@@ -3,13 +3,17 @@
 //! consumer can always make progress). Waits up to `max_wait_ms` for `min_bytes`, parked on
 //! the replica manager's append notification rather than polling. Fetch sessions (KIP-227) are
 //! not kept: every response has session id 0, which clients treat as "full fetch each time".
+//! `read_committed` reads stop at the last stable offset and carry the aborted transactions
+//! that overlap the returned batches (from the `.txnindex` files), so clients drop their data.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use runnel_protocol::codec::Uuid;
 use runnel_protocol::generated::fetch_request::{FetchPartition, FetchRequest};
-use runnel_protocol::generated::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use runnel_protocol::generated::fetch_response::{
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use runnel_protocol::records::{self, Compression};
 use runnel_protocol::ErrorCode;
 use runnel_storage::StorageError;
@@ -18,6 +22,7 @@ use crate::broker::Broker;
 
 /// Kafka clients' default `fetch.max.bytes`, used when a request sends a non-positive limit.
 const DEFAULT_MAX_BYTES: usize = 52_428_800;
+const READ_COMMITTED: i8 = 1;
 /// Longest wait we honour, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
@@ -111,13 +116,25 @@ fn read_partition(
         .get(topic, p.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     part.check_leader_epoch(p.current_leader_epoch)?;
+    // The LSO first: it never passes the high watermark read after it.
+    let last_stable_offset = part.last_stable_offset();
     let high_watermark = part.high_watermark();
+    let committed = isolation_level == READ_COMMITTED;
+    let upper = if committed { last_stable_offset } else { high_watermark };
     let max_bytes = (p.partition_max_bytes.max(0) as usize).min(*budget);
-    let records = if p.fetch_offset == high_watermark {
+    let mut aborted = None;
+    let records = if p.fetch_offset == upper {
         Bytes::new()
     } else {
         let log = part.log();
-        match log.read(p.fetch_offset, max_bytes, high_watermark, first) {
+        let read = log.read(p.fetch_offset, max_bytes, upper, first);
+        if committed {
+            if let Ok(read) = &read {
+                let end = last_offset_after(&read.records).unwrap_or(p.fetch_offset);
+                aborted = Some(aborted_transactions(&log, p.fetch_offset, end));
+            }
+        }
+        match read {
             Ok(read) => read.records,
             Err(StorageError::OffsetOutOfRange { .. }) => return Err(ErrorCode::OFFSET_OUT_OF_RANGE),
             Err(e) => {
@@ -135,13 +152,46 @@ fn read_partition(
         partition_index: p.partition,
         error_code: 0,
         high_watermark,
-        last_stable_offset: high_watermark,
+        last_stable_offset,
         log_start_offset: part.log_start_offset(),
-        aborted_transactions: (isolation_level == 1).then(Vec::new),
+        aborted_transactions: if committed {
+            Some(aborted.unwrap_or_default())
+        } else {
+            None
+        },
         preferred_read_replica: -1,
         records: Some(records),
         ..Default::default()
     })
+}
+
+/// The offset after the last batch in `records`.
+fn last_offset_after(records: &[u8]) -> Option<i64> {
+    records::batches(records)
+        .filter_map(Result::ok)
+        .last()
+        .map(|(h, _)| h.last_offset() + 1)
+}
+
+/// Aborted transactions overlapping `[from, to)`, for a `read_committed` consumer to drop.
+fn aborted_transactions(log: &runnel_storage::PartitionLog, from: i64, to: i64) -> Vec<AbortedTransaction> {
+    if to <= from {
+        return Vec::new();
+    }
+    match log.collect_aborted_transactions(from, to) {
+        Ok(list) => list
+            .into_iter()
+            .map(|a| AbortedTransaction {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+                ..Default::default()
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the aborted transaction index failed");
+            Vec::new()
+        }
+    }
 }
 
 fn has_zstd(records: &[u8]) -> bool {

@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10), v0–6: this broker coordinates every group (key type 0); the
-//! transaction coordinator (key type 1) does not exist yet. v4+ batches keys. The first group
-//! lookup creates and loads `__consumer_offsets`, as in Kafka.
+//! FindCoordinator (key 10), v0–6: this broker coordinates every group (key type 0) and every
+//! transactional id (key type 1). v4+ batches keys. The first lookup of a kind creates and loads
+//! `__consumer_offsets` or `__transaction_state`, as in Kafka.
 
 use runnel_protocol::generated::find_coordinator_request::FindCoordinatorRequest;
 use runnel_protocol::generated::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
@@ -21,6 +21,8 @@ pub async fn handle(
     if req.key_type == KEY_TYPE_GROUP {
         // A failure shows up per key below as COORDINATOR_NOT_AVAILABLE; clients retry.
         let _ = crate::group::ensure_started(broker).await;
+    } else if req.key_type == KEY_TYPE_TRANSACTION {
+        let _ = crate::txn::ensure_started(broker).await;
     }
     if version >= 4 {
         let coordinators = req
@@ -55,17 +57,20 @@ fn lookup(broker: &Broker, ctx: &ConnContext, key: &str, key_type: i8) -> Coordi
         ..Default::default()
     };
     match key_type {
-        KEY_TYPE_GROUP => {}
+        KEY_TYPE_GROUP => {
+            if let Err(code) = broker.groups.shard_for(key) {
+                return error(code, "The group coordinator is not available.");
+            }
+        }
         KEY_TYPE_TRANSACTION => {
-            return error(
-                ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                "The transaction coordinator is not available.",
-            )
+            if broker.txns.partition_for(key).is_none() {
+                return error(
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    "The transaction coordinator is not available.",
+                );
+            }
         }
         _ => return error(ErrorCode::INVALID_REQUEST, "Unknown coordinator key type."),
-    }
-    if let Err(code) = broker.groups.shard_for(key) {
-        return error(code, "The group coordinator is not available.");
     }
     match broker.endpoint_for(&ctx.listener) {
         Some(e) => Coordinator {

@@ -1,10 +1,10 @@
-//! InitProducerId (key 22), v0–5: producer ids for idempotent producers.
+//! InitProducerId (key 22), v0–5: producer ids for idempotent and transactional producers.
 //!
 //! A non-transactional producer (null transactional id) gets a fresh producer id with epoch 0,
 //! whatever producer id/epoch it sends (Kafka does the same: idempotent producers never bump).
-//! Transactions are not implemented yet: a transactional id is validated as Kafka does, then
-//! answered COORDINATOR_NOT_AVAILABLE (retriable), which is what Kafka answers while no
-//! transaction coordinator can serve the id; clients retry and then fail with a timeout.
+//! A transactional id goes to the transaction coordinator: a new id gets a fresh producer id,
+//! a known one its epoch bumped (fencing the previous producer and aborting its open
+//! transaction), as Kafka's `TransactionCoordinator.handleInitProducerId`.
 
 use runnel_protocol::generated::init_producer_id_request::InitProducerIdRequest;
 use runnel_protocol::generated::init_producer_id_response::InitProducerIdResponse;
@@ -12,13 +12,21 @@ use runnel_protocol::ErrorCode;
 
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Broker, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     if let Some(transactional_id) = &req.transactional_id {
-        return error(transactional_error(
-            broker,
-            transactional_id,
-            req.transaction_timeout_ms,
-        ));
+        if let Err(code) = check_transactional(broker, transactional_id, req.transaction_timeout_ms) {
+            return error(code);
+        }
+        let expected = (req.producer_id, req.producer_epoch);
+        return match crate::txn::init_producer_id(broker, transactional_id, req.transaction_timeout_ms, expected).await
+        {
+            Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
+                producer_id,
+                producer_epoch,
+                ..Default::default()
+            },
+            Err(code) => error(fenced_for_version(code, version, 4)),
+        };
     }
     match broker.producer_ids.next_id(broker).await {
         Ok(producer_id) => InitProducerIdResponse {
@@ -36,14 +44,24 @@ pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducer
 }
 
 /// Kafka's checks on a transactional InitProducerId before the coordinator is consulted.
-fn transactional_error(broker: &Broker, transactional_id: &str, timeout_ms: i32) -> ErrorCode {
+fn check_transactional(broker: &Broker, transactional_id: &str, timeout_ms: i32) -> Result<(), ErrorCode> {
     if transactional_id.is_empty() {
-        return ErrorCode::INVALID_REQUEST;
+        return Err(ErrorCode::INVALID_REQUEST);
     }
     if timeout_ms <= 0 || timeout_ms > broker.config.transaction_max_timeout_ms {
-        return ErrorCode::INVALID_TRANSACTION_TIMEOUT;
+        return Err(ErrorCode::INVALID_TRANSACTION_TIMEOUT);
     }
-    ErrorCode::COORDINATOR_NOT_AVAILABLE
+    Ok(())
+}
+
+/// KIP-588: PRODUCER_FENCED is only understood from these request versions on; older clients
+/// get INVALID_PRODUCER_EPOCH.
+pub fn fenced_for_version(code: ErrorCode, version: i16, first_version: i16) -> ErrorCode {
+    if code == ErrorCode::PRODUCER_FENCED && version < first_version {
+        ErrorCode::INVALID_PRODUCER_EPOCH
+    } else {
+        code
+    }
 }
 
 fn error(code: ErrorCode) -> InitProducerIdResponse {

@@ -1,5 +1,6 @@
 //! ListOffsets (key 2), v1–9: earliest (-2), latest (-1), max timestamp (-3), earliest local
-//! (-4) and by timestamp (the first offset whose timestamp is >= T, or -1 when none).
+//! (-4) and by timestamp (the first offset whose timestamp is >= T, or -1 when none). Under
+//! `read_committed` (isolation level 1) "latest" is the last stable offset.
 
 use runnel_protocol::generated::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest};
 use runnel_protocol::generated::list_offsets_response::{
@@ -14,13 +15,20 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
+const READ_COMMITTED: i8 = 1;
+
 pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let committed = req.isolation_level == READ_COMMITTED;
     let topics = req
         .topics
         .iter()
         .map(|t| ListOffsetsTopicResponse {
             name: t.name.clone(),
-            partitions: t.partitions.iter().map(|p| lookup(broker, &t.name, p)).collect(),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| lookup(broker, &t.name, p, committed))
+                .collect(),
             ..Default::default()
         })
         .collect();
@@ -30,7 +38,7 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
     }
 }
 
-fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition, committed: bool) -> ListOffsetsPartitionResponse {
     let answer = |error: ErrorCode, timestamp: i64, offset: i64, leader_epoch: i32| ListOffsetsPartitionResponse {
         partition_index: p.partition_index,
         error_code: error.code(),
@@ -47,6 +55,7 @@ fn lookup(broker: &Broker, topic: &str, p: &ListOffsetsPartition) -> ListOffsets
     }
     let epoch = part.leader_epoch();
     match p.timestamp {
+        LATEST if committed => answer(ErrorCode::NONE, -1, part.last_stable_offset(), epoch),
         LATEST => answer(ErrorCode::NONE, -1, part.high_watermark(), epoch),
         EARLIEST | EARLIEST_LOCAL => answer(ErrorCode::NONE, -1, part.log_start_offset(), epoch),
         MAX_TIMESTAMP => match part.log().max_timestamp_and_offset() {

@@ -1,6 +1,7 @@
 //! OffsetFetch (key 9), v0–9: one group up to v7, several per request from v8. Partitions with
-//! no committed offset answer -1; `require_stable` is accepted and has nothing to wait for
-//! (no transactional offsets yet).
+//! no committed offset answer -1. With `require_stable` (v7+, sent by read_committed consumers)
+//! a partition whose offset is pending in an open transaction answers UNSTABLE_OFFSET_COMMIT
+//! (retriable) until the transaction completes, as Kafka.
 
 use runnel_coordinator::{FetchTopics, FetchedOffset};
 use runnel_protocol::generated::offset_fetch_request::OffsetFetchRequest;
@@ -24,7 +25,7 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                         .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                         .collect()
                 });
-                match fetch(broker, &g.group_id, &topics) {
+                match fetch(broker, &g.group_id, &topics, req.require_stable) {
                     Ok(fetched) => OffsetFetchResponseGroup {
                         group_id: g.group_id.clone(),
                         topics: fetched.into_iter().map(|(name, ps)| topics_v8(name, ps)).collect(),
@@ -48,7 +49,7 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
             .map(|t| (t.name.clone(), t.partition_indexes.clone()))
             .collect()
     });
-    match fetch(broker, &req.group_id, &topics) {
+    match fetch(broker, &req.group_id, &topics, req.require_stable && version >= 7) {
         Ok(fetched) => OffsetFetchResponse {
             topics: fetched.into_iter().map(|(name, ps)| topic_v0(name, ps, 0)).collect(),
             ..Default::default()
@@ -76,9 +77,23 @@ fn fetch(
     broker: &Broker,
     group_id: &str,
     topics: &FetchTopics,
+    require_stable: bool,
 ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ErrorCode> {
     let shard = broker.groups.shard_for(group_id)?;
-    Ok(group::read(shard, |c| c.offset_fetch(group_id, topics)))
+    Ok(group::read(shard, |c| {
+        let mut fetched = c.offset_fetch(group_id, topics);
+        if require_stable {
+            for (topic, partitions) in &mut fetched {
+                for p in partitions.iter_mut() {
+                    if c.has_pending_offset(group_id, topic, p.partition) {
+                        p.offset = -1;
+                        p.error = ErrorCode::UNSTABLE_OFFSET_COMMIT;
+                    }
+                }
+            }
+        }
+        fetched
+    }))
 }
 
 fn fetched_none(partition: i32) -> FetchedOffset {
@@ -87,6 +102,7 @@ fn fetched_none(partition: i32) -> FetchedOffset {
         offset: -1,
         leader_epoch: -1,
         metadata: String::new(),
+        error: ErrorCode::NONE,
     }
 }
 
@@ -100,7 +116,11 @@ fn topic_v0(name: String, partitions: Vec<FetchedOffset>, error_code: i16) -> Of
                 committed_offset: p.offset,
                 committed_leader_epoch: p.leader_epoch,
                 metadata: Some(p.metadata),
-                error_code,
+                error_code: if p.error == ErrorCode::NONE {
+                    error_code
+                } else {
+                    p.error.code()
+                },
                 ..Default::default()
             })
             .collect(),
@@ -118,7 +138,7 @@ fn topics_v8(name: String, partitions: Vec<FetchedOffset>) -> OffsetFetchRespons
                 committed_offset: p.offset,
                 committed_leader_epoch: p.leader_epoch,
                 metadata: Some(p.metadata),
-                error_code: 0,
+                error_code: p.error.code(),
                 ..Default::default()
             })
             .collect(),

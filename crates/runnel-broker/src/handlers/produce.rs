@@ -6,7 +6,9 @@
 //! `log.flush.policy=fsync` waits for a group-commit fdatasync. `acks=0` gets no response.
 //! Idempotent batches are checked by the log's producer state: a retry of one of a producer's
 //! last five batches is answered NONE with the original base offset; a sequence gap gets
-//! OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH.
+//! OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH. A transactional batch
+//! is written only if the transaction coordinator confirms the partition is in the producer's
+//! ongoing transaction (KIP-890 verification); internal topics and control batches are refused.
 
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::generated::produce_request::{PartitionProduceData, ProduceRequest};
@@ -112,11 +114,30 @@ async fn produce_partition(
             "The size of the ISR is below min.insync.replicas",
         ));
     }
+    if is_internal(topic) {
+        return Err(reject(
+            ErrorCode::INVALID_TOPIC_EXCEPTION,
+            format!("Cannot append to internal topic {topic}"),
+        ));
+    }
     let records = data.records.unwrap_or_default();
     let now = now_ms();
     let mut buf = prepare(&records, &settings, now, version)?;
+    let transactional = records::batches(&buf)
+        .next()
+        .and_then(Result::ok)
+        .filter(|(h, _)| h.is_transactional())
+        .map(|(h, _)| (h.producer_id, h.producer_epoch));
     let (info, append_time) = {
         let mut log = part.log();
+        if let Some((producer_id, epoch)) = transactional {
+            // KIP-890: checked under the log lock, so no marker can slip in between the check
+            // and the write and leave this batch in a transaction that already ended.
+            broker
+                .txns
+                .verify_write(producer_id, epoch, topic, data.index)
+                .map_err(|code| reject(code, "the producer's transaction does not hold this partition"))?;
+        }
         let info = log
             .append_as_leader(&mut buf, part.leader_epoch(), now)
             .map_err(storage_rejection)?;
@@ -148,11 +169,18 @@ async fn produce_partition(
     })
 }
 
+/// Topics only the broker's coordinators write.
+fn is_internal(topic: &str) -> bool {
+    topic == crate::group::OFFSETS_TOPIC || topic == runnel_coordinator::txn::TRANSACTION_STATE_TOPIC
+}
+
 /// Producer-state verdicts become their Kafka codes; anything else is a storage fault.
 fn storage_rejection(e: StorageError) -> Rejection {
     let code = match e {
         StorageError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
         StorageError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        StorageError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+        StorageError::ControlBatchNotAllowed { .. } => ErrorCode::INVALID_RECORD,
         _ => ErrorCode::KAFKA_STORAGE_ERROR,
     };
     reject(code, e.to_string())
@@ -190,11 +218,10 @@ fn prepare(records: &Bytes, settings: &TopicSettings, now: i64, version: i16) ->
         );
         return Err(reject(ErrorCode::MESSAGE_TOO_LARGE, message));
     }
-    if header.is_transactional() {
-        // Transactions (and so the last stable offset) are not implemented yet.
+    if header.is_control() {
         return Err(reject(
-            ErrorCode::INVALID_TXN_STATE,
-            "transactional writes are not supported by this broker",
+            ErrorCode::INVALID_RECORD,
+            "Clients are not allowed to write control records",
         ));
     }
     if settings.timestamp_type == TimestampType::CreateTime {

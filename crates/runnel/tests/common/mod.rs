@@ -17,6 +17,8 @@ pub struct Broker {
     pub http_port: u16,
     pub data_dir: PathBuf,
     extra: Vec<(String, String)>,
+    /// Environment variables for the next launches.
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -36,6 +38,7 @@ impl Broker {
             http_port: 0,
             data_dir,
             extra,
+            env: Vec::new(),
             _tmp: Some(tmp),
         };
         b.launch(0);
@@ -66,6 +69,7 @@ impl Broker {
         for (k, v) in &self.extra {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUNNEL_LOG",
             std::env::var("RUNNEL_LOG").unwrap_or_else(|_| "warn,openraft=error".into()),
