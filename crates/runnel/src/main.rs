@@ -1,6 +1,9 @@
 //! The `runnel` binary: `runnel` (or `runnel serve [server.properties] [--override k=v]...`)
 //! starts a broker, as `kafka-server-start.sh` does. Holds no business logic: it parses the
-//! command line, loads configuration, starts the broker and waits for a signal.
+//! command line, loads configuration, starts the broker and waits for a signal. The admin
+//! commands (`topic`, `produce`, `consume`, `group`, `cluster`, `apply`) live in [`cli`].
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,12 +16,16 @@ use runnel_broker::config::{process_env, BrokerConfig, LoadOptions};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    global: cli::Global,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Start a broker (the default when no command is given).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args, Default)]
@@ -35,11 +42,12 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Client(c)) => return cli::run(c, &cli.global),
         None => ServeArgs::default(),
     };
+    init_logging();
     let mut overrides = Vec::new();
     for o in &args.overrides {
         match o.split_once('=') {
