@@ -1,28 +1,41 @@
-//! `loadgen`: measures a Kafka-compatible broker the way `rdkafka_performance` users do.
+//! `loadgen`: measures a Kafka-compatible broker the way `rdkafka_performance` and
+//! `kafka-producer-perf-test` users do, on librdkafka (the `rdkafka` crate).
 //!
-//! - `loadgen start --bin target/release/runnel`: cold start of a fresh broker to its first
-//!   acknowledged produce (ms), then its idle RSS (MiB).
-//! - `loadgen produce --bootstrap HOST:PORT --topic T --records N --size B [--acks 1]
-//!   [--compression none] [--linger-ms 5] [--batch-bytes 16384]`: records/s and MB/s.
-//! - `loadgen consume --bootstrap HOST:PORT --topic T --records N`: records/s and MB/s reading
-//!   from the start with assigned partitions.
+//! Subcommands: `produce` (throughput and produce-ack latency), `consume` (throughput, assigned
+//! or group), `latency` (end to end, paced, HDR histogram) and `start` (cold start and idle
+//! RSS). Each run also samples the broker's RSS and CPU time from `/proc/<pid>`, for a broker
+//! `loadgen` starts itself (`--broker-bin`) or one given by `--broker-pid`. `--runs N` repeats
+//! and reports the median; output is a table, or one JSON object per run with `--json`.
 //!
-//! Prints a human line and a JSON line for each run.
+//! It never changes a broker's configuration and only ever kills the broker it spawned. Errors
+//! end the command with a message and exit status 1; nothing here panics on broker data.
+//! README.md beside this crate has the commands for the targets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod broker;
+mod consume;
+mod kafka;
+mod latency;
+mod procstat;
+mod produce;
+mod report;
+mod start;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+
+use broker::Broker;
+use kafka::{client_config, fixed, settings, CONSUMER_FIXED, PRODUCER_FIXED};
+use procstat::{ProcStats, Sampler};
+use report::{latency_metrics, throughput_metrics, Metrics, Report};
+
+pub type Result<T> = std::result::Result<T, String>;
 
 #[derive(Parser)]
+#[command(name = "loadgen", about = "Load generator for Kafka-compatible brokers (librdkafka)")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -30,221 +43,449 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Cold start to first acknowledged produce, and idle RSS.
-    Start {
-        #[arg(long)]
-        bin: String,
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
-    /// Produce throughput.
+    /// Cold start of a fresh broker to its first acknowledged produce, and its idle RSS.
+    Start(start::StartArgs),
+    /// Produce throughput and produce-ack latency.
     Produce(ProduceArgs),
-    /// Consume throughput (from the beginning).
-    Consume {
-        #[arg(long)]
-        bootstrap: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        records: usize,
-    },
+    /// Consume throughput, reading the topic from the beginning.
+    Consume(ConsumeArgs),
+    /// End-to-end latency (send to receive) at a paced rate.
+    Latency(LatencyArgs),
+}
+
+/// Which broker to measure, and how to report.
+#[derive(clap::Args)]
+struct Target {
+    /// Broker to connect to (host:port). Give this or --broker-bin.
+    #[arg(long, required_unless_present = "broker_bin", conflicts_with = "broker_bin")]
+    bootstrap: Option<String>,
+    /// Start this broker binary (`runnel serve`) on 127.0.0.1 with a fresh log dir, measure
+    /// it, and stop it at the end.
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// Broker configuration override for --broker-bin, e.g. log.flush.policy=fsync (repeatable).
+    #[arg(long = "broker-override", value_name = "KEY=VALUE", requires = "broker_bin")]
+    broker_overrides: Vec<String>,
+    /// Process id of the --bootstrap broker, to sample its RSS and CPU time.
+    #[arg(long, conflicts_with = "broker_bin")]
+    broker_pid: Option<u32>,
+    /// Repeat the measurement this many times and report the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// One JSON object per run (and one for the median) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// librdkafka property for every client, overriding ours (repeatable), as rdkafka_performance -X.
+    #[arg(short = 'X', long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Interval of the broker RSS samples.
+    #[arg(long, default_value_t = 100)]
+    sample_ms: u64,
+}
+
+/// Producer options shared by `produce` and `latency`.
+#[derive(clap::Args)]
+struct ProducerOpts {
+    /// Value bytes per record (no key).
+    #[arg(long, alias = "size", default_value_t = 100)]
+    record_size: usize,
+    /// librdkafka batch.size: bytes per partition batch.
+    #[arg(long, alias = "batch-bytes", default_value_t = 16384)]
+    batch_size: usize,
+    /// librdkafka linger.ms [default: 5 for produce (Kafka 4 and librdkafka default), 0 for latency].
+    #[arg(long)]
+    linger_ms: Option<u64>,
+    /// acks: 0, 1 or all.
+    #[arg(long, default_value = "1")]
+    acks: String,
+    /// compression.codec: none, gzip, snappy, lz4, zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// Partitions of the topic when loadgen creates it (an existing topic keeps its count).
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Producer threads, each with its own librdkafka producer (and connection).
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
 }
 
 #[derive(clap::Args)]
 struct ProduceArgs {
-    #[arg(long)]
-    bootstrap: String,
-    #[arg(long)]
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    producer: ProducerOpts,
+    #[arg(long, default_value = "loadgen")]
     topic: String,
+    /// Records per run, over all producers.
     #[arg(long, default_value_t = 1_000_000)]
-    records: usize,
+    records: u64,
+    /// Target records/s over all producers, paced; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long, default_value = "loadgen")]
+    topic: String,
+    /// Records per run, over all consumers.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    #[arg(long, value_enum, default_value = "assign")]
+    mode: consume::Mode,
+    /// First produce (at full speed, untimed) whatever the topic lacks of --records.
+    #[arg(long)]
+    fill: bool,
+    /// Record size for --fill.
     #[arg(long, default_value_t = 100)]
-    size: usize,
-    #[arg(long, default_value = "1")]
-    acks: String,
-    #[arg(long, default_value = "none")]
-    compression: String,
-    #[arg(long, default_value_t = 5)]
-    linger_ms: u64,
-    #[arg(long, default_value_t = 16384)]
-    batch_bytes: usize,
+    record_size: usize,
+    /// Partitions of the topic when loadgen creates it.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Give up on a run after this long.
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
+}
+
+#[derive(clap::Args)]
+struct LatencyArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    producer: ProducerOpts,
+    #[arg(long, default_value = "loadgen-latency")]
+    topic: String,
+    /// Records/s sent, over all producers.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Instead of --rate: measure the maximum produce rate first (--probe-records at full
+    /// speed, same settings) and send at this fraction of it, e.g. 0.5.
+    #[arg(long)]
+    rate_of_max: Option<f64>,
+    #[arg(long, default_value_t = 1_000_000)]
+    probe_records: u64,
+    /// Measured seconds per run, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// Seconds sent first and left out of the histogram and the rates.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_s: f64,
 }
 
 fn main() {
-    match Cli::parse().command {
-        Cmd::Start { bin, runs } => start(&bin, runs),
-        Cmd::Produce(a) => produce(&a),
-        Cmd::Consume {
-            bootstrap,
-            topic,
-            records,
-        } => consume(&bootstrap, &topic, records),
+    let outcome = match Cli::parse().command {
+        Cmd::Start(a) => start::run(&a),
+        Cmd::Produce(a) => produce_cmd(&a),
+        Cmd::Consume(a) => consume_cmd(&a),
+        Cmd::Latency(a) => latency_cmd(&a),
+    };
+    if let Err(e) = outcome {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
     }
 }
 
-fn report(what: &str, records: usize, bytes: usize, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64();
-    let rps = records as f64 / secs;
-    let mbps = bytes as f64 / secs / 1e6;
-    println!("{what}: {records} records, {bytes} bytes in {secs:.3} s = {rps:.0} records/s, {mbps:.1} MB/s");
-    println!(
-        "{}",
-        serde_json::json!({"run": what, "records": records, "bytes": bytes, "seconds": secs, "records_per_s": rps, "mb_per_s": mbps})
-    );
+/// The broker of this invocation, with the configuration lines that describe it.
+struct Session {
+    broker: Broker,
+    overrides: Vec<(String, String)>,
+    sample: Duration,
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-fn start(bin: &str, runs: usize) {
-    let mut starts = Vec::new();
-    for run in 0..runs {
-        let dir = std::env::temp_dir().join(format!("runnel-start-{}-{run}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let begin = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0"])
-            .args(["--override", "runnel.http.listener=127.0.0.1:0", "--override"])
-            .arg(format!("log.dirs={}", dir.display()))
-            .env("RUNNEL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("listener line");
-        let addr = line.trim().rsplit(' ').next().expect("address").to_string();
-        let listening = begin.elapsed();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &addr)
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .create()
-            .expect("producer");
-        let record = FutureRecord::to("cold-start").key("k").payload("first");
-        let ack = futures_lite_block_on(producer.send(record, Duration::from_secs(10)));
-        let acked = begin.elapsed();
-        assert!(ack.is_ok(), "first produce failed: {ack:?}");
-        std::thread::sleep(Duration::from_secs(2));
-        let rss = rss_mib(child.id());
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = std::fs::remove_dir_all(&dir);
-        println!(
-            "start run {run}: listening after {:.1} ms, first acked produce after {:.1} ms, idle RSS {rss:.1} MiB",
-            listening.as_secs_f64() * 1e3,
-            acked.as_secs_f64() * 1e3
-        );
-        println!(
-            "{}",
-            serde_json::json!({"run": "start", "listening_ms": listening.as_secs_f64() * 1e3, "first_ack_ms": acked.as_secs_f64() * 1e3, "idle_rss_mib": rss})
-        );
-        starts.push(acked.as_secs_f64() * 1e3);
-    }
-    starts.sort_by(f64::total_cmp);
-    println!(
-        "median cold start to first acked produce: {:.1} ms",
-        starts[starts.len() / 2]
-    );
-}
-
-/// A tiny executor for the one future we await (the producer's delivery future).
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Thread(std::thread::Thread);
-    impl Wake for Thread {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
+impl Session {
+    fn open(t: &Target, tag: &str) -> Result<Session> {
+        let broker = match (&t.bootstrap, &t.broker_bin) {
+            (Some(b), _) => Broker::external(b.clone(), t.broker_pid),
+            (None, Some(bin)) => Broker::spawn(bin, &t.broker_overrides, tag)?,
+            (None, None) => return Err("give --bootstrap or --broker-bin".into()),
+        };
+        let overrides = t.set.iter().map(|s| kafka::parse_kv(s)).collect::<Result<Vec<_>>>()?;
+        if t.runs == 0 {
+            return Err("--runs must be at least 1".into());
         }
+        Ok(Session {
+            broker,
+            overrides,
+            sample: Duration::from_millis(t.sample_ms.max(1)),
+        })
     }
-    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
+
+    fn describe(&self, t: &Target) -> Vec<(String, String)> {
+        let mut c = vec![("bootstrap".to_string(), self.broker.bootstrap.clone())];
+        if let Some(bin) = &t.broker_bin {
+            c.push(("broker_bin".into(), bin.display().to_string()));
+            c.push(("broker_overrides".into(), t.broker_overrides.join(" ")));
         }
-        std::thread::park_timeout(Duration::from_millis(1));
+        let pid = self
+            .broker
+            .pid
+            .map_or("unknown (no RSS/CPU sampling)".into(), |p| p.to_string());
+        c.push(("broker_pid".into(), pid));
+        c.push(("runs".into(), t.runs.to_string()));
+        c
+    }
+
+    /// Runs `work` while sampling the broker and this process; appends their figures.
+    fn measured<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<(T, Metrics)> {
+        let broker = self.broker.pid.map(|pid| Sampler::start(pid, self.sample));
+        let me = Sampler::start(std::process::id(), self.sample);
+        let value = work()?;
+        let mut m = Metrics::new();
+        if let Some(stats) = broker.and_then(Sampler::finish) {
+            m.extend(stats.metrics("broker"));
+        }
+        if let Some(ProcStats { cpu_pct, .. }) = me.finish() {
+            m.push(("loadgen_cpu_pct".into(), cpu_pct));
+        }
+        Ok((value, m))
     }
 }
 
-fn produce(a: &ProduceArgs) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &a.bootstrap)
-        .set("acks", &a.acks)
-        .set("compression.codec", &a.compression)
-        .set("linger.ms", a.linger_ms.to_string())
-        .set("batch.size", a.batch_bytes.to_string())
-        .set("enable.idempotence", "false")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
+fn producer_settings(
+    o: &ProducerOpts,
+    linger_default_ms: u64,
+    overrides: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut base = vec![
+        ("acks".to_string(), o.acks.clone()),
+        ("linger.ms".into(), o.linger_ms.unwrap_or(linger_default_ms).to_string()),
+        ("batch.size".into(), o.batch_size.to_string()),
+        ("compression.codec".into(), o.compression.clone()),
+    ];
+    base.extend(fixed(PRODUCER_FIXED));
+    settings(base, overrides)
+}
+
+fn prefixed(prefix: &str, s: &[(String, String)]) -> Vec<(String, String)> {
+    s.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect()
+}
+
+fn produce_cmd(a: &ProduceArgs) -> Result<()> {
+    let session = Session::open(&a.target, "produce")?;
+    let bootstrap = session.broker.bootstrap.clone();
+    let partitions = kafka::ensure_topic(&bootstrap, &a.topic, a.producer.partitions)?;
+    let psettings = producer_settings(&a.producer, 5, &session.overrides);
+    let cfg = client_config(&bootstrap, &psettings);
+    let spec = produce::ProduceSpec {
+        topic: a.topic.clone(),
+        records: a.records,
+        record_size: a.producer.record_size,
+        producers: a.producer.producers,
+        rate_per_s: a.rate.max(0.0),
+        stamp: false,
+        warmup: Duration::ZERO,
+    };
+    let mut config = session.describe(&a.target);
+    config.extend(spec_config(&spec, partitions));
+    config.extend(prefixed("producer.", &psettings));
+    let mut report = Report::new("produce", a.target.json, config);
+    for _ in 0..a.target.runs {
+        let (out, proc_metrics) = session.measured(|| produce::run(&cfg, &spec, &AtomicU64::new(0)))?;
+        if out.acked == 0 {
+            return Err(format!(
+                "no record acknowledged: {}",
+                out.first_error.unwrap_or_default()
+            ));
+        }
+        let bytes = out.acked * spec.record_size as u64;
+        let mut m = throughput_metrics(out.acked, bytes, out.seconds);
+        m.push(("failed".into(), out.failed as f64));
+        m.extend(latency_metrics("ack", &out.ack_ns));
+        m.extend(proc_metrics);
+        report.add(m);
+    }
+    report.finish();
+    Ok(())
+}
+
+fn spec_config(spec: &produce::ProduceSpec, partitions: i32) -> Vec<(String, String)> {
+    let rate = if spec.rate_per_s > 0.0 {
+        format!("{:.0}", spec.rate_per_s)
+    } else {
+        "max".into()
+    };
+    vec![
+        ("topic".into(), spec.topic.clone()),
+        ("partitions".into(), partitions.to_string()),
+        ("records".into(), spec.records.to_string()),
+        ("record_size".into(), spec.record_size.to_string()),
+        ("producers".into(), spec.producers.to_string()),
+        ("rate_per_s".into(), rate),
+    ]
+}
+
+fn consume_cmd(a: &ConsumeArgs) -> Result<()> {
+    let session = Session::open(&a.target, "consume")?;
+    let bootstrap = session.broker.bootstrap.clone();
+    let partitions = kafka::ensure_topic(&bootstrap, &a.topic, a.partitions)?;
+    if a.fill {
+        fill(&session, a, partitions)?;
+    }
+    let csettings = settings(fixed(CONSUMER_FIXED), &session.overrides);
+    let cfg = client_config(&bootstrap, &csettings);
+    let mut config = session.describe(&a.target);
+    config.extend([
+        ("topic".to_string(), a.topic.clone()),
+        ("partitions".into(), partitions.to_string()),
+        ("records".into(), a.records.to_string()),
+        ("consumers".into(), a.consumers.to_string()),
+        ("mode".into(), format!("{:?}", a.mode).to_lowercase()),
+    ]);
+    config.extend(prefixed("consumer.", &csettings));
+    let mut report = Report::new("consume", a.target.json, config);
+    for run in 0..a.target.runs {
+        let spec = consume::ConsumeSpec {
+            topic: a.topic.clone(),
+            records: a.records,
+            consumers: a.consumers,
+            mode: a.mode,
+            group_id: format!("loadgen-{}-{run}", std::process::id()),
+            timeout: Duration::from_secs(a.timeout_s),
+        };
+        let (out, proc_metrics) = session.measured(|| consume::run(&cfg, &spec, partitions))?;
+        let mut m = throughput_metrics(out.records, out.bytes, out.seconds);
+        m.push(("first_record_ms".into(), out.first_record_ms));
+        m.push(("consumers_used".into(), out.consumers_used as f64));
+        m.extend(proc_metrics);
+        report.add(m);
+    }
+    report.finish();
+    Ok(())
+}
+
+/// Produces what the topic lacks of `--records` (untimed, default producer settings).
+fn fill(session: &Session, a: &ConsumeArgs, partitions: i32) -> Result<()> {
+    let bootstrap = &session.broker.bootstrap;
+    let have = records_in_topic(bootstrap, &a.topic, partitions)?;
+    if have >= a.records {
+        return Ok(());
+    }
+    let opts = ProducerOpts {
+        record_size: a.record_size,
+        batch_size: 16384,
+        linger_ms: None,
+        acks: "1".into(),
+        compression: "none".into(),
+        partitions,
+        producers: 1,
+    };
+    let cfg = client_config(bootstrap, &producer_settings(&opts, 5, &[]));
+    let spec = produce::ProduceSpec {
+        topic: a.topic.clone(),
+        records: a.records - have,
+        record_size: a.record_size,
+        producers: 1,
+        rate_per_s: 0.0,
+        stamp: false,
+        warmup: Duration::ZERO,
+    };
+    eprintln!("fill: topic has {have} records, producing {}", spec.records);
+    let out = produce::run(&cfg, &spec, &AtomicU64::new(0))?;
+    if out.failed > 0 {
+        return Err(format!("fill: {} records failed: {:?}", out.failed, out.first_error));
+    }
+    Ok(())
+}
+
+/// Sum over partitions of high watermark minus log start offset.
+fn records_in_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<u64> {
+    let consumer: BaseConsumer = client_config(bootstrap, &[])
         .create()
-        .expect("producer");
-    let payload = vec![b'x'; a.size];
-    let begin = Instant::now();
-    for i in 0..a.records {
-        let key = (i as u32).to_be_bytes();
-        let mut record = BaseRecord::to(&a.topic).key(&key[..]).payload(&payload[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => panic!("send: {e}"),
-            }
-        }
-        if i % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-        }
+        .map_err(|e| format!("consumer: {e}"))?;
+    let mut total = 0u64;
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| format!("watermarks of {topic}-{p}: {e}"))?;
+        total += high.saturating_sub(low).max(0) as u64;
     }
-    // Drain deliveries by polling (every acknowledgement is counted in the elapsed time).
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while producer.in_flight_count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} messages still in flight",
-            producer.in_flight_count()
-        );
-        producer.poll(Duration::from_millis(10));
-    }
-    report("produce", a.records, a.records * a.size, begin.elapsed());
+    Ok(total)
 }
 
-fn consume(bootstrap: &str, topic: &str, records: usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "loadgen")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("queued.max.messages.kbytes", "1048576")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("tpl");
+fn latency_cmd(a: &LatencyArgs) -> Result<()> {
+    if a.producer.record_size < 8 {
+        return Err("--record-size must be at least 8 (the send timestamp)".into());
     }
-    consumer.assign(&tpl).expect("assign");
-    let begin = Instant::now();
-    let (mut n, mut bytes) = (0usize, 0usize);
-    while n < records {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            n += 1;
-            bytes += m.payload().map_or(0, <[u8]>::len);
+    let session = Session::open(&a.target, "latency")?;
+    let bootstrap = session.broker.bootstrap.clone();
+    let partitions = kafka::ensure_topic(&bootstrap, &a.topic, a.producer.partitions)?;
+    let psettings = producer_settings(&a.producer, 0, &session.overrides);
+    let pcfg = client_config(&bootstrap, &psettings);
+    let mut csettings = fixed(CONSUMER_FIXED);
+    csettings.push(("group.id".into(), "loadgen-latency".into()));
+    csettings = settings(csettings, &session.overrides);
+    let ccfg = client_config(&bootstrap, &csettings);
+    let rate = latency_rate(a, &pcfg)?;
+    let total_s = a.warmup_s.max(0.0) + a.duration_s.max(0.0);
+    let warmup = Duration::from_secs_f64(a.warmup_s.max(0.0));
+    let spec = latency::LatencySpec {
+        produce: produce::ProduceSpec {
+            topic: a.topic.clone(),
+            records: (rate * total_s).ceil() as u64,
+            record_size: a.producer.record_size,
+            producers: a.producer.producers,
+            rate_per_s: rate,
+            stamp: true,
+            warmup,
+        },
+        warmup,
+    };
+    let mut config = session.describe(&a.target);
+    config.extend(spec_config(&spec.produce, partitions));
+    config.push(("warmup_s".into(), a.warmup_s.to_string()));
+    config.push(("duration_s".into(), a.duration_s.to_string()));
+    config.extend(prefixed("producer.", &psettings));
+    config.extend(prefixed("consumer.", &csettings));
+    let mut report = Report::new("latency", a.target.json, config);
+    for _ in 0..a.target.runs {
+        let (out, proc_metrics) = session.measured(|| latency::run(&pcfg, &ccfg, &spec))?;
+        if out.e2e_ns.is_empty() {
+            return Err(format!("no record received after the warm-up ({} sent)", out.sent));
         }
+        let mut m = latency_metrics("e2e", &out.e2e_ns);
+        m.extend(throughput_metrics(
+            out.e2e_ns.len(),
+            out.measured_bytes,
+            out.measured_seconds,
+        ));
+        m.push(("target_rate_per_s".into(), rate));
+        m.push((
+            "sent_rate_per_s".into(),
+            out.sent as f64 / out.produced.seconds.max(1e-9),
+        ));
+        m.push(("lost".into(), out.sent.saturating_sub(out.received) as f64));
+        m.push(("failed".into(), out.produced.failed as f64));
+        m.push(("clock_steps".into(), out.clock_steps as f64));
+        m.extend(latency_metrics("ack", &out.produced.ack_ns));
+        m.extend(proc_metrics);
+        report.add(m);
     }
-    report("consume", n, bytes, begin.elapsed());
+    report.finish();
+    Ok(())
+}
+
+/// `--rate`, or `--rate-of-max` × the rate of a full-speed probe with the same producer settings.
+fn latency_rate(a: &LatencyArgs, pcfg: &rdkafka::ClientConfig) -> Result<f64> {
+    let Some(fraction) = a.rate_of_max else {
+        return Ok(a.rate);
+    };
+    let probe = produce::ProduceSpec {
+        topic: a.topic.clone(),
+        records: a.probe_records,
+        record_size: a.producer.record_size,
+        producers: a.producer.producers,
+        rate_per_s: 0.0,
+        stamp: true,
+        warmup: Duration::ZERO,
+    };
+    let out = produce::run(pcfg, &probe, &AtomicU64::new(0))?;
+    let max = out.acked as f64 / out.seconds.max(1e-9);
+    let rate = (max * fraction).max(1.0);
+    eprintln!("probe: {max:.0} records/s at full speed; latency runs at {rate:.0} records/s");
+    Ok(rate)
 }

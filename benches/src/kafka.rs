@@ -1,0 +1,156 @@
+//! librdkafka plumbing shared by the subcommands: client configuration, topic set-up, and a
+//! tiny executor for the few futures rdkafka's admin and future producer return.
+//!
+//! Configuration rule: we set only what a command-line option names (plus the few settings
+//! listed in `PRODUCER_FIXED`/`CONSUMER_FIXED`, each with its reason) and leave every other
+//! property at librdkafka's default, as `rdkafka_performance` does; `-X key=value` overrides
+//! anything. The effective list is printed with every report.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::Result;
+
+/// Producer settings not exposed as options.
+pub const PRODUCER_FIXED: &[(&str, &str)] = &[
+    // Comparable with kafka-producer-perf-test (idempotence off unless asked; -X can enable it).
+    ("enable.idempotence", "false"),
+    // A deep local queue, so the application thread is never the limit (rdkafka_performance
+    // handles QUEUE_FULL the same way: poll and retry).
+    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.kbytes", "1048576"),
+];
+
+/// Consumer settings not exposed as options.
+pub const CONSUMER_FIXED: &[(&str, &str)] = &[
+    // Offsets are never the object of measurement; committing would add broker work.
+    ("enable.auto.commit", "false"),
+    ("auto.offset.reset", "earliest"),
+];
+
+/// `key=value` → (key, value).
+pub fn parse_kv(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// Builds the settings list: `base` first, then `-X` overrides replacing same-named keys.
+pub fn settings(base: Vec<(String, String)>, overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = base;
+    for (k, v) in overrides {
+        match out.iter_mut().find(|(key, _)| key == k) {
+            Some(entry) => entry.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+pub fn fixed(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub fn client_config(bootstrap: &str, settings: &[(String, String)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap);
+    for (k, v) in settings {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1) unless it exists, then
+/// waits until metadata shows a leader for every partition. Returns the partition count.
+pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &[])
+        .create()
+        .map_err(|e| format!("admin client: {e}"))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| format!("create topic: {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(format!("create topic {t}: {code}")),
+        }
+    }
+    wait_for_leaders(&admin, topic, Duration::from_secs(15))
+}
+
+fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str, limit: Duration) -> Result<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| format!("metadata: {e}"))?;
+        if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+            let ready = t.error().is_none()
+                && !t.partitions().is_empty()
+                && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none());
+            if ready {
+                return Ok(t.partitions().len() as i32);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "topic {topic} has no leader for every partition after {limit:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Nanoseconds since the Unix epoch. Producer and consumer run on the same host, so they read
+/// the same clock; a step of that clock during a run shows up as `clock_steps` in the report.
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A tiny executor for the few futures we await (admin results, one delivery future): rdkafka
+/// completes them from its own threads, so parking until woken is all that is needed.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Thread(std::thread::Thread);
+    impl Wake for Thread {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_and_append() {
+        let base = fixed(&[("acks", "1"), ("linger.ms", "5")]);
+        let over = vec![parse_kv("acks=all").expect("kv"), parse_kv("debug=msg").expect("kv")];
+        let s = settings(base, &over);
+        assert_eq!(s, fixed(&[("acks", "all"), ("linger.ms", "5"), ("debug", "msg")]));
+        assert!(parse_kv("novalue").is_err());
+        assert!(parse_kv("=x").is_err());
+        assert_eq!(parse_kv("a=b=c").expect("kv"), ("a".into(), "b=c".into()));
+    }
+}

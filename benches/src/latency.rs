@@ -1,0 +1,171 @@
+//! End-to-end latency: producers write their send time into each record at a target rate; a
+//! consumer in this process reads the records back and records receive time minus send time.
+//!
+//! Owns the latency consumer and its histogram. The clock is the wall clock (both ends run on
+//! this host, so they read the same one); a receive time earlier than the send time can only
+//! be a clock step and is counted as `clock_steps`, not recorded. Records sent during the
+//! warm-up are received and counted but kept out of the histogram and the rates.
+//! Invariant: the consumer is positioned at the high watermark of every partition before the
+//! first send, so it sees every record of this run and none of an earlier one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::kafka::wall_ns;
+use crate::produce::{self, ProduceOutcome, ProduceSpec};
+use crate::report::new_ns_histogram;
+use crate::Result;
+
+/// After the last send, how long the consumer may go without a record before giving up on
+/// the rest (they are then reported as `lost`).
+const IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+pub struct LatencySpec {
+    /// `stamp` must be set and `record_size` ≥ 8.
+    pub produce: ProduceSpec,
+    pub warmup: Duration,
+}
+
+pub struct LatencyOutcome {
+    pub produced: ProduceOutcome,
+    pub sent: u64,
+    /// Receive minus send time of records sent after the warm-up, ns.
+    pub e2e_ns: Histogram<u64>,
+    pub received: u64,
+    pub measured_bytes: u64,
+    /// First to last receive of a measured record.
+    pub measured_seconds: f64,
+    pub clock_steps: u64,
+}
+
+struct Received {
+    e2e_ns: Histogram<u64>,
+    received: u64,
+    measured_bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    clock_steps: u64,
+}
+
+pub fn run(producer_cfg: &ClientConfig, consumer_cfg: &ClientConfig, spec: &LatencySpec) -> Result<LatencyOutcome> {
+    let consumer = positioned_consumer(consumer_cfg, &spec.produce.topic)?;
+    let sent = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let measure_from_ns = wall_ns() + spec.warmup.as_nanos() as u64;
+    let (produced, received) = std::thread::scope(|s| {
+        let reader = s.spawn(|| receive(&consumer, &sent, &done, measure_from_ns));
+        let produced = produce::run(producer_cfg, &spec.produce, &sent);
+        done.store(true, Ordering::Release);
+        let received = reader.join().map_err(|_| "latency consumer panicked".to_string());
+        (produced, received)
+    });
+    let (produced, r) = (produced?, received?);
+    let measured_seconds = match (r.first, r.last) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    Ok(LatencyOutcome {
+        produced,
+        sent: sent.load(Ordering::Relaxed),
+        e2e_ns: r.e2e_ns,
+        received: r.received,
+        measured_bytes: r.measured_bytes,
+        measured_seconds,
+        clock_steps: r.clock_steps,
+    })
+}
+
+/// A consumer assigned to every partition of `topic` at its current high watermark.
+fn positioned_consumer(cfg: &ClientConfig, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = cfg.create().map_err(|e| format!("consumer: {e}"))?;
+    let timeout = Duration::from_secs(10);
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("metadata: {e}"))?;
+    let topic_md = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| format!("topic {topic} not in metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in topic_md.partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| format!("watermarks of {topic}-{}: {e}", p.id()))?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
+            .map_err(|e| format!("assignment: {e}"))?;
+    }
+    consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    Ok(consumer)
+}
+
+fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Received {
+    let mut r = Received {
+        e2e_ns: new_ns_histogram(),
+        received: 0,
+        measured_bytes: 0,
+        first: None,
+        last: None,
+        clock_steps: 0,
+    };
+    let mut last_progress = Instant::now();
+    loop {
+        let finished = done.load(Ordering::Acquire);
+        if finished && r.received >= sent.load(Ordering::Relaxed) {
+            return r;
+        }
+        if finished && last_progress.elapsed() > IDLE_LIMIT {
+            return r;
+        }
+        let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        // Errors from poll are transient (a reconnect, say); missing records show as `lost`.
+        let Ok(m) = polled else {
+            continue;
+        };
+        let now_ns = wall_ns();
+        last_progress = Instant::now();
+        r.received += 1;
+        let payload = m.payload().unwrap_or_default();
+        let Some(sent_ns) = sent_time_ns(payload) else {
+            continue;
+        };
+        if sent_ns < measure_from_ns {
+            continue;
+        }
+        let Some(delay_ns) = now_ns.checked_sub(sent_ns) else {
+            r.clock_steps += 1;
+            continue;
+        };
+        r.e2e_ns.saturating_record(delay_ns.max(1));
+        r.measured_bytes += payload.len() as u64;
+        r.first.get_or_insert(last_progress);
+        r.last = Some(last_progress);
+    }
+}
+
+/// The send time the producer wrote into the first 8 payload bytes.
+fn sent_time_ns(payload: &[u8]) -> Option<u64> {
+    let stamp: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(stamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trip_and_short_payloads() {
+        let mut payload = vec![b'x'; 100];
+        payload[..8].copy_from_slice(&123_456_789u64.to_le_bytes());
+        assert_eq!(sent_time_ns(&payload), Some(123_456_789));
+        assert_eq!(sent_time_ns(&payload[..7]), None);
+    }
+}

@@ -1,0 +1,314 @@
+//! Producer side: N threads, each with its own librdkafka producer, sending fixed-size records
+//! at full speed or paced to a target rate, and timing every acknowledgement.
+//!
+//! Owns: the send loop, pacing and the produce-ack histogram (delivery callback time minus send
+//! time, as kafka-producer-perf-test reports). Records have no key, so librdkafka's default
+//! partitioner spreads them (sticky per batch) exactly as `rdkafka_performance` does.
+//! Invariant: every send is matched by one delivery callback, counted as acked or failed, before
+//! a worker returns (or it gives up after `DRAIN_LIMIT` and says so).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+use crate::kafka::wall_ns;
+use crate::report::new_ns_histogram;
+use crate::Result;
+
+/// How long to wait for outstanding acknowledgements after the last send.
+const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+/// Poll for delivery callbacks every this many sends, so ack times are taken promptly without
+/// paying a queue check per record.
+const POLL_EVERY: u64 = 64;
+/// Send this early rather than sleep for less (the timer cannot sleep that briefly anyway).
+const PACE_SLACK: Duration = Duration::from_micros(20);
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub struct ProduceSpec {
+    pub topic: String,
+    /// In total, split evenly over the producers.
+    pub records: u64,
+    pub record_size: usize,
+    pub producers: usize,
+    /// Records per second in total; 0 means as fast as possible.
+    pub rate_per_s: f64,
+    /// Write the send time (wall-clock ns, little-endian) into the first 8 payload bytes.
+    pub stamp: bool,
+    /// Acks of records sent this early in the run are counted but kept out of the histogram.
+    pub warmup: Duration,
+}
+
+/// What the producers achieved.
+pub struct ProduceOutcome {
+    pub acked: u64,
+    pub failed: u64,
+    pub first_error: Option<String>,
+    /// From the first send to the last acknowledgement.
+    pub seconds: f64,
+    /// Delivery callback time minus send time, ns.
+    pub ack_ns: Histogram<u64>,
+}
+
+/// Runs the producers to completion. `sent` counts sends as they happen (for the latency
+/// consumer, which needs to know how many records to expect).
+pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<ProduceOutcome> {
+    let producers = spec.producers.max(1) as u64;
+    let start = Instant::now();
+    let results: Vec<Result<Worker>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..producers)
+            .map(|w| {
+                let share = spec.records / producers + u64::from(w < spec.records % producers);
+                let pacer = Pacer::new(start, spec.rate_per_s / producers as f64);
+                s.spawn(move || worker(cfg, spec, share, pacer, sent))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("producer thread panicked".into())))
+            .collect()
+    });
+    let mut out = ProduceOutcome {
+        acked: 0,
+        failed: 0,
+        first_error: None,
+        seconds: 0.0,
+        ack_ns: new_ns_histogram(),
+    };
+    for w in results {
+        let w = w?;
+        out.acked += w.acked;
+        out.failed += w.failed;
+        out.first_error = out.first_error.or(w.first_error);
+        out.seconds = out.seconds.max(w.finished.duration_since(start).as_secs_f64());
+        out.ack_ns
+            .add(&w.ack_ns)
+            .map_err(|e| format!("merge histograms: {e}"))?;
+    }
+    Ok(out)
+}
+
+struct Worker {
+    acked: u64,
+    failed: u64,
+    first_error: Option<String>,
+    finished: Instant,
+    ack_ns: Histogram<u64>,
+}
+
+fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, pacer: Pacer, sent: &AtomicU64) -> Result<Worker> {
+    let ctx = AckContext::new(pacer.start, spec.warmup);
+    let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
+    let mut payload = vec![b'x'; spec.record_size];
+    for i in 0..records {
+        pacer.wait(i, &producer);
+        if spec.stamp && payload.len() >= 8 {
+            payload[..8].copy_from_slice(&wall_ns().to_le_bytes());
+        }
+        let sent_ns = pacer.start.elapsed().as_nanos() as usize;
+        send(
+            &producer,
+            BaseRecord::with_opaque_to(&spec.topic, sent_ns).payload(&payload[..]),
+        )?;
+        sent.fetch_add(1, Ordering::Relaxed);
+        if i % POLL_EVERY == 0 {
+            serve_deliveries(&producer);
+        }
+    }
+    drain(&producer)?;
+    let ctx = producer.context();
+    let ack_ns = ctx.ack_ns.lock().map_err(|_| "ack histogram poisoned")?.clone();
+    let first_error = ctx.first_error.lock().map_err(|_| "error slot poisoned")?.clone();
+    Ok(Worker {
+        acked: ctx.acked.load(Ordering::Relaxed),
+        failed: ctx.failed.load(Ordering::Relaxed),
+        first_error,
+        finished: Instant::now(),
+        ack_ns,
+    })
+}
+
+/// Serves every delivery report already queued. rdkafka's `poll` handles at most one event
+/// (one produce response) per call, so a single call per send falls behind as soon as a send is
+/// skipped, and the queue of unserved reports (and the measured ack time) grows without bound.
+fn serve_deliveries<C: ProducerContext + Delivered>(producer: &BaseProducer<C>) {
+    loop {
+        let before = producer.context().delivered();
+        producer.poll(Duration::ZERO);
+        if producer.context().delivered() == before {
+            return;
+        }
+    }
+}
+
+/// Count of delivery reports served so far, to tell whether a poll found one.
+trait Delivered {
+    fn delivered(&self) -> u64;
+}
+
+impl Delivered for AckContext {
+    fn delivered(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends one record, waiting (and serving callbacks) while the local queue is full.
+fn send(producer: &BaseProducer<AckContext>, mut record: BaseRecord<'_, (), [u8], usize>) -> Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(format!("send: {e}")),
+        }
+    }
+}
+
+fn drain(producer: &BaseProducer<AckContext>) -> Result<()> {
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} records still unacknowledged after {DRAIN_LIMIT:?}",
+                producer.in_flight_count()
+            ));
+        }
+        producer.poll(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Counts and times delivery reports; the opaque is the send time in ns since `epoch`.
+struct AckContext {
+    epoch: Instant,
+    record_from_ns: u64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    ack_ns: Mutex<Histogram<u64>>,
+    first_error: Mutex<Option<String>>,
+}
+
+impl AckContext {
+    fn new(epoch: Instant, warmup: Duration) -> AckContext {
+        AckContext {
+            epoch,
+            record_from_ns: warmup.as_nanos() as u64,
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            ack_ns: Mutex::new(new_ns_histogram()),
+            first_error: Mutex::new(None),
+        }
+    }
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+                if (sent_ns as u64) < self.record_from_ns {
+                    return;
+                }
+                if let Ok(mut h) = self.ack_ns.lock() {
+                    h.saturating_record(now_ns.saturating_sub(sent_ns as u64).max(1));
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut slot) = self.first_error.lock() {
+                    slot.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Spaces sends on an absolute schedule (record i is due at start + i / rate), so a late send
+/// is followed by catch-up sends and the average rate holds.
+pub struct Pacer {
+    start: Instant,
+    /// 0 when unpaced.
+    interval_ns: f64,
+}
+
+/// What the pacer does before record i.
+#[derive(Debug, PartialEq)]
+enum Pause {
+    Go,
+    /// Serve callbacks for up to this many ms (librdkafka's poll has ms resolution).
+    PollMs(u64),
+    Sleep(Duration),
+}
+
+impl Pacer {
+    pub fn new(start: Instant, rate_per_s: f64) -> Pacer {
+        let interval_ns = if rate_per_s > 0.0 { 1e9 / rate_per_s } else { 0.0 };
+        Pacer { start, interval_ns }
+    }
+
+    fn wait<C: ProducerContext + Delivered>(&self, i: u64, producer: &BaseProducer<C>) {
+        if self.interval_ns == 0.0 {
+            return;
+        }
+        // Paced sends leave time to take every ack as it arrives.
+        serve_deliveries(producer);
+        let due = Duration::from_nanos((i as f64 * self.interval_ns) as u64);
+        loop {
+            match pause(due, self.start.elapsed()) {
+                Pause::Go => return,
+                Pause::PollMs(ms) => producer.poll(Duration::from_millis(ms)),
+                Pause::Sleep(d) => {
+                    serve_deliveries(producer);
+                    std::thread::sleep(d);
+                }
+            }
+        }
+    }
+}
+
+fn pause(due: Duration, now: Duration) -> Pause {
+    let Some(ahead) = due.checked_sub(now + PACE_SLACK) else {
+        return Pause::Go;
+    };
+    if ahead >= Duration::from_millis(2) {
+        // Leave the last millisecond to the finer sleep.
+        return Pause::PollMs(ahead.as_millis() as u64 - 1);
+    }
+    Pause::Sleep(ahead + PACE_SLACK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_goes_when_due_or_late_and_waits_otherwise() {
+        let ms = Duration::from_millis;
+        assert_eq!(pause(ms(10), ms(10)), Pause::Go);
+        assert_eq!(pause(ms(10), ms(11)), Pause::Go);
+        assert_eq!(pause(ms(10), ms(10) - Duration::from_micros(10)), Pause::Go);
+        assert_eq!(pause(ms(10), ms(5)), Pause::PollMs(3));
+        assert_eq!(pause(ms(10), ms(9)), Pause::Sleep(ms(1)));
+    }
+
+    #[test]
+    fn paced_schedule_is_absolute() {
+        let p = Pacer::new(Instant::now(), 1000.0);
+        assert_eq!(p.interval_ns, 1e6);
+        assert_eq!(Pacer::new(Instant::now(), 0.0).interval_ns, 0.0);
+    }
+}
