@@ -1,18 +1,22 @@
 //! The only module of this crate with `unsafe`: a writable memory map over an index file.
 //!
-//! Invariants: the map never outlives its file handle; the file is never resized (truncated or
-//! grown) while mapped — `resize` drops the map first and maps again afterwards; the partition
-//! directory is owned by this process, so no other process rewrites a mapped file.
+//! The file descriptor is closed once the file is mapped (a mapping stays valid without it), so
+//! an index costs no descriptor: a broker with 10 000 partitions holds one descriptor per
+//! segment (its `.log`), not three. Resizing and syncing reopen the file by path.
+//!
+//! Invariants: the file is never resized (truncated or grown) while mapped — `resize` drops the
+//! map first and maps again afterwards; the partition directory is owned by this process, so no
+//! other process rewrites a mapped file.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
 /// A read-write mapped file of fixed length (until `resize`).
 pub(crate) struct MappedFile {
-    file: File,
+    path: PathBuf,
     /// `None` when the file is empty: a zero-length mapping is not portable.
     map: Option<MmapMut>,
     len_bytes: usize,
@@ -21,15 +25,12 @@ pub(crate) struct MappedFile {
 impl MappedFile {
     /// Opens (creating if missing) `path`, sets its length to `len_bytes` and maps it.
     pub(crate) fn open(path: &Path, len_bytes: usize) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        file.set_len(len_bytes as u64)?;
-        let map = map_file(&file, len_bytes)?;
-        Ok(Self { file, map, len_bytes })
+        let map = open_sized(path, len_bytes)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            len_bytes,
+        })
     }
 
     pub(crate) fn len_bytes(&self) -> usize {
@@ -49,19 +50,30 @@ impl MappedFile {
         // Unmapping leaves dirty pages in the page cache; no msync is needed for them to reach
         // the file.
         drop(self.map.take());
-        self.file.set_len(len_bytes as u64)?;
-        self.map = map_file(&self.file, len_bytes)?;
+        self.map = open_sized(&self.path, len_bytes)?;
         self.len_bytes = len_bytes;
         Ok(())
     }
 
-    /// Writes dirty pages back and syncs the file.
+    /// Writes dirty pages back and syncs the file (its length too).
     pub(crate) fn flush(&self) -> io::Result<()> {
         if let Some(map) = &self.map {
             map.flush()?;
         }
-        self.file.sync_data()
+        File::open(&self.path)?.sync_data()
     }
+}
+
+/// Opens `path` (creating it), sets its length and maps it; the descriptor closes on return.
+fn open_sized(path: &Path, len_bytes: usize) -> io::Result<Option<MmapMut>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.set_len(len_bytes as u64)?;
+    map_file(&file, len_bytes)
 }
 
 fn map_file(file: &File, len_bytes: usize) -> io::Result<Option<MmapMut>> {
@@ -71,7 +83,7 @@ fn map_file(file: &File, len_bytes: usize) -> io::Result<Option<MmapMut>> {
     // SAFETY: memmap2 requires that the mapped file is not resized or modified by anyone else
     // while mapped. The file was just sized to `len_bytes` by us, lives in a partition directory
     // this process owns exclusively, and `MappedFile` only changes its length in `resize`, after
-    // dropping this map. The map is stored next to the `File` and dropped no later than it.
+    // dropping this map. Closing the descriptor afterwards does not end the mapping (POSIX).
     let map = unsafe { MmapMut::map_mut(file)? };
     Ok(Some(map))
 }
