@@ -870,6 +870,7 @@ impl PartitionLog {
     /// Phase 3: swaps the cleaned groups in (see the module doc). If the log changed under
     /// the pass (retention, truncation), the work is discarded and `cleaned` is false.
     pub fn finish_clean(&mut self, cleaned: CleanedLog, now_ms: i64) -> Result<CleanOutcome, StorageError> {
+        self.mark_dirty()?;
         if cleaned.dir != self.dir || !cleaned.groups.iter().all(|g| self.group_unchanged(&g.group)) {
             cleaned.discard();
             return Ok(CleanOutcome::default());

@@ -112,6 +112,13 @@ pub struct PartitionLog {
     pub(crate) producers: ProducerStateManager,
     /// Log-cleaner bookkeeping (see `cleaner.rs`).
     pub(crate) cleaner: CleanerState,
+    /// The clean-shutdown marker this log was opened with, removed (durably) just before the
+    /// first change to the log's files. Removing it lazily keeps start-up free of one directory
+    /// fsync per partition; a crash before any change leaves the files exactly as at the clean
+    /// shutdown, so the marker is still true.
+    clean_marker: Option<PathBuf>,
+    /// The active segment's indexes are still trimmed (opened clean); `mark_dirty` expands them.
+    active_trimmed: bool,
 }
 
 /// `"my-topic-3"` -> `("my-topic", 3)`; also accepts Kafka's `<topic>-<p>.<uuid>-delete` and
@@ -179,16 +186,12 @@ impl PartitionLog {
         let topic_id = Self::check_topic_id(dir, topic_id)?;
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = clean_marker.exists();
-        if clean {
-            std::fs::remove_file(&clean_marker).at(&clean_marker)?;
-            sync_dir(dir)?;
-        }
         let recovery_point = match clean {
             true => i64::MAX,
             false => read_offset_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE), &topic, partition)?.unwrap_or(0),
         };
         let start_checkpoint = read_offset_checkpoint(&dir.join(LOG_START_CHECKPOINT_FILE), &topic, partition)?;
-        let segments = load_segments(dir, &config, recovery_point, start_checkpoint.unwrap_or(0), now_ms)?;
+        let (segments, changed) = load_segments(dir, &config, recovery_point, start_checkpoint.unwrap_or(0), now_ms)?;
         let mut log = Self {
             dir: dir.to_path_buf(),
             topic,
@@ -205,7 +208,13 @@ impl PartitionLog {
             pending_deletes: Vec::new(),
             producers: ProducerStateManager::new(),
             cleaner: CleanerState::default(),
+            clean_marker: clean.then_some(clean_marker),
+            active_trimmed: clean,
         };
+        if changed {
+            // Recovery already rewrote files: the marker no longer describes them.
+            log.mark_dirty()?;
+        }
         let leo = log.log_end_offset();
         let first_base = log.segments.keys().next().copied().unwrap_or(0);
         log.log_start_offset = start_checkpoint.unwrap_or(first_base).max(first_base).min(leo);
@@ -518,7 +527,25 @@ impl PartitionLog {
         }
     }
 
+    /// Called before anything changes the log's files: after this a crash means recovery.
+    pub(crate) fn mark_dirty(&mut self) -> Result<(), StorageError> {
+        let Some(marker) = self.clean_marker.take() else {
+            return Ok(());
+        };
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&marker),
+            _ => {}
+        }
+        sync_dir(&self.dir)?;
+        if std::mem::take(&mut self.active_trimmed) {
+            let index_bytes = self.config.index_bytes();
+            self.active_mut().make_active(index_bytes)?;
+        }
+        Ok(())
+    }
+
     fn append_assigned(&mut self, buf: &[u8], assigned: &AssignedOffsets, now_ms: i64) -> Result<(), StorageError> {
+        self.mark_dirty()?;
         let size_bytes = buf.len() as u64;
         if size_bytes > self.config.segment_bytes || size_bytes > u64::from(u32::MAX / 2) {
             return Err(StorageError::RecordsTooLarge {
@@ -715,6 +742,7 @@ impl PartitionLog {
         if offset > self.log_end_offset() || offset < 0 {
             return Err(self.out_of_range(offset));
         }
+        self.mark_dirty()?;
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
             self.write_log_start()?;
@@ -749,6 +777,10 @@ impl PartitionLog {
     /// Removes a segment from the log: renamed to `.deleted` now, removed after
     /// `file.delete.delay.ms`. Returns its size.
     pub(crate) fn delete_segment(&mut self, base: i64, now_ms: i64) -> Result<u64, StorageError> {
+        if !self.segments.contains_key(&base) {
+            return Ok(0);
+        }
+        self.mark_dirty()?;
         let Some(segment) = self.segments.remove(&base) else {
             return Ok(0);
         };
@@ -825,6 +857,7 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.mark_dirty()?;
         let first_base = self.segments.keys().next().copied().unwrap_or(0);
         if offset < self.log_start_offset || offset <= first_base {
             return self.truncate_fully_and_start_at(offset.max(0), now_ms);
@@ -1058,13 +1091,15 @@ fn load_segments(
     recovery_point: i64,
     start_offset: i64,
     now_ms: i64,
-) -> Result<BTreeMap<i64, Segment>, StorageError> {
+) -> Result<(BTreeMap<i64, Segment>, bool), StorageError> {
     let bases = scan_dir(dir)?;
     remove_orphan_indexes(dir, &bases)?;
     let mut segments = BTreeMap::new();
+    let mut changed = false;
     for (i, base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
-        let segment = load_segment(dir, config, *base, next_base, recovery_point, now_ms)?;
+        let (segment, rebuilt) = load_segment(dir, config, *base, next_base, recovery_point, now_ms)?;
+        changed |= rebuilt;
         if let Some(nb) = next_base {
             if segment.next_offset > nb {
                 return Err(StorageError::CorruptSegment {
@@ -1083,8 +1118,9 @@ fn load_segments(
         let segment = Segment::create(dir, start_offset.max(0), config.index_bytes(), now_ms)?;
         segments.insert(segment.base_offset, segment);
         sync_dir(dir)?;
+        changed = true;
     }
-    Ok(segments)
+    Ok((segments, changed))
 }
 
 fn load_segment(
@@ -1094,17 +1130,22 @@ fn load_segment(
     next_base: Option<i64>,
     recovery_point: i64,
     now_ms: i64,
-) -> Result<Segment, StorageError> {
+) -> Result<(Segment, bool), StorageError> {
     let is_last = next_base.is_none();
     let index_bytes = config.index_bytes();
     let interval = config.index_interval_bytes;
-    let mut segment = Segment::open(dir, base, is_last.then_some(index_bytes), now_ms)?;
+    let clean = recovery_point == i64::MAX;
+    // After a clean shutdown the active segment's indexes stay trimmed (as the shutdown left
+    // them) until the first change: an expanded index under a clean-shutdown marker would be
+    // read as full of entries after a crash.
+    let capacity = (is_last && !clean).then_some(index_bytes);
+    let mut segment = Segment::open(dir, base, capacity, now_ms)?;
     let past_recovery_point = next_base.is_none_or(|nb| nb > recovery_point);
     if !past_recovery_point && segment.load_trusted(interval) {
-        return Ok(segment);
+        return Ok((segment, false));
     }
-    if past_recovery_point && is_last && recovery_point == i64::MAX && segment.load_trusted(interval) {
-        return Ok(segment);
+    if past_recovery_point && is_last && clean && segment.load_trusted(interval) {
+        return Ok((segment, false));
     }
     segment.make_active(index_bytes)?;
     // Recovered data may hold markers the index never saw, or lost ones it did.
@@ -1124,7 +1165,7 @@ fn load_segment(
     if !is_last {
         segment.make_inactive()?;
     }
-    Ok(segment)
+    Ok((segment, true))
 }
 
 fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {

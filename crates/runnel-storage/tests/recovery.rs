@@ -222,12 +222,28 @@ fn reopen_after_clean_close_and_after_crash_agree() {
         assert!(file_len(&p) < 4096, "index files are trimmed on close");
     }
     let log = open(&dir, small_config());
-    assert!(!dir.join("clean-shutdown").exists());
+    // Kept until the first change: opening costs no directory fsync, and a crash before any
+    // change leaves the files as the clean shutdown left them.
+    assert!(dir.join("clean-shutdown").exists());
     assert_eq!(read_all(&log), before);
+    for p in index_files(&dir, "index") {
+        // Still trimmed: under the marker, an index's length is its entry count.
+        assert!(file_len(&p) < 4096, "{} was expanded under the marker", p.display());
+    }
     drop(log); // crash
-    let log = open(&dir, small_config());
+    let mut log = open(&dir, small_config());
     assert_eq!(log.log_end_offset(), leo);
     assert_eq!(read_all(&log), before);
+    // The first append removes it before writing, so a crash after it means recovery.
+    let appended = fill(&mut log, 1);
+    assert!(!dir.join("clean-shutdown").exists());
+    drop(log); // crash
+    let mut log = open(&dir, small_config());
+    assert_eq!(log.log_end_offset(), appended[0].0 + 2);
+    assert_eq!(read_all(&log).len(), before.len() + 1);
+    // And it keeps working: appends after the recovery land at the end.
+    let more = fill(&mut log, 2);
+    assert_eq!(more[0].0, appended[0].0 + 2);
 }
 
 #[test]

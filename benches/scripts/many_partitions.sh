@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 6 target 5: N partitions on one broker — RSS with them open, and start-up time (spawn to
+# /readyz 200, which includes recovering every partition log) after a clean stop and after kill -9.
+#
+#   benches/scripts/many_partitions.sh [RUNNEL_BINARY] [PARTITIONS] [PER_TOPIC]
+#
+# Prints one line per measurement. Uses ports 19092 (Kafka) and 19644 (HTTP) and a temp dir.
+set -euo pipefail
+BIN=${1:-target/release/runnel}
+PARTITIONS=${2:-10000}
+PER_TOPIC=${3:-100}
+DIR=$(mktemp -d)
+trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+ARGS=(serve --override "log.dirs=$DIR/data" --override listeners=PLAINTEXT://127.0.0.1:19092
+      --override runnel.http.listener=127.0.0.1:19644)
+
+start() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$BIN" "${ARGS[@]}" >"$DIR/out.log" 2>&1 &
+  PID=$!
+  until curl -sf http://127.0.0.1:19644/readyz >/dev/null 2>&1; do sleep 0.01; done
+  t1=$(date +%s%N)
+  echo "$1 start_to_ready_ms=$(( (t1 - t0) / 1000000 ))"
+}
+
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
+
+start fresh
+topics=$(( PARTITIONS / PER_TOPIC ))
+for i in $(seq 1 "$topics"); do
+  "$BIN" topic create "t$i" --partitions "$PER_TOPIC" -b 127.0.0.1:19092 >/dev/null
+done
+echo "created partitions=$PARTITIONS rss_mib=$(rss_mib) fds=$(ls /proc/$PID/fd | wc -l)"
+sleep 2
+echo "idle partitions=$PARTITIONS rss_mib=$(rss_mib)"
+kill -TERM "$PID"; wait "$PID" || true
+start after_clean_stop
+echo "after_clean_stop rss_mib=$(rss_mib)"
+kill -KILL "$PID"; wait "$PID" 2>/dev/null || true
+start after_kill9
+echo "after_kill9 rss_mib=$(rss_mib)"
