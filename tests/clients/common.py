@@ -284,5 +284,117 @@ def broker_lacks_api(api_key: int) -> bool:
     return bool(listed) and str(api_key) not in listed.split(",")
 
 
+# --- transactions (issue 4) -------------------------------------------------------------------
+
+TXN_APIS = {10: "FindCoordinator", 22: "InitProducerId", 24: "AddPartitionsToTxn",
+            25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit"}
+
+
+def missing_txn_apis() -> list[str]:
+    return [v for k, v in TXN_APIS.items() if broker_lacks_api(k)]
+
+
+def txn_phases(n: int) -> list[tuple[str, bool, list[tuple[int, bytes]]]]:
+    """Three transactions of n records each: commit, abort, commit. Returns
+    (phase, commit?, [(partition, key)]); record i of a phase goes to partition i % 3 and its
+    key (also used as value) names the phase, so a leaked aborted record is recognisable."""
+    out = []
+    for phase, commit in (("c1", True), ("ab", False), ("c2", True)):
+        out.append((phase, commit, [(i % PARTITIONS, f"{phase}-{i:06d}".encode())
+                                    for i in range(n)]))
+    return out
+
+
+def txn_expectations(n: int) -> list[tuple[str, dict[int, list[bytes]]]]:
+    """(isolation level, keys per partition in offset order) after txn_phases(n):
+    read_committed sees the two committed phases, read_uncommitted all three."""
+    phases = txn_phases(n)
+    def keys(selected):
+        return {pt: [k for _, commit, recs in selected for part, k in recs if part == pt]
+                for pt in range(PARTITIONS)}
+    return [("read_committed", keys([x for x in phases if x[1]])),
+            ("read_uncommitted", keys(phases))]
+
+
+def check_txn_read(chk: Checker, isolation: str, want: dict[int, list[bytes]],
+                   got: dict[int, list[bytes]]) -> None:
+    for pt in range(PARTITIONS):
+        keys = got.get(pt, [])
+        if keys != want[pt]:
+            extra = sorted(set(keys) - set(want[pt]))[:3]
+            lost = sorted(set(want[pt]) - set(keys))[:3]
+            chk.fail(f"{isolation} partition {pt}: {len(keys)} records, want "
+                     f"{len(want[pt])}; unexpected {extra}, missing {lost}"
+                     + (" (same records, wrong order)" if not extra and not lost else ""))
+
+
+EOS_KEYS = 30
+
+
+def eos_input(n: int) -> list[tuple[int, bytes, bytes]]:
+    """Input of a consume-transform-produce copy, as (partition, key, value): EOS_KEYS keys,
+    key k always on partition k % 3, values carry the key's own sequence number."""
+    seqs = [0] * EOS_KEYS
+    out = []
+    for i in range(n):
+        k = i % EOS_KEYS
+        key = f"key-{k:02d}".encode()
+        out.append((k % PARTITIONS, key, key + b"|" + f"{seqs[k]:06d}".encode()))
+        seqs[k] += 1
+    return out
+
+
+def eos_transform(value: bytes) -> bytes:
+    return b"copy|" + value
+
+
+def eos_want_counts(records: list[tuple[int, bytes, bytes]]) -> list[int]:
+    return [sum(1 for r in records if r[0] == pt) for pt in range(PARTITIONS)]
+
+
+def check_eos_output(chk: Checker, records: list, got: dict[int, list[tuple]]) -> None:
+    """got: partition -> [(key, value)] in offset order, read with read_committed. Every input
+    must be there exactly once (as its transform), per key in input order, nothing else."""
+    want_by_key: dict[bytes, list[bytes]] = {}
+    for _, key, value in records:
+        want_by_key.setdefault(key, []).append(eos_transform(value))
+    got_by_key: dict[bytes, list[bytes]] = {}
+    for recs in got.values():
+        for key, value in recs:
+            got_by_key.setdefault(key, []).append(value)
+    bad = 0
+    for key, want in want_by_key.items():
+        have = got_by_key.get(key, [])
+        if have != want:
+            bad += 1
+            if bad <= 3:
+                dups = len(have) - len(set(have))
+                lost = len(set(want) - set(have))
+                chk.fail(f"read_committed output key {key!r}: {len(have)} records, want "
+                         f"{len(want)} ({dups} duplicates, {lost} missing, in order: "
+                         f"{have == sorted(have)})")
+    chk.expect(not bad, f"{bad} of {len(want_by_key)} keys wrong in the read_committed output")
+    extra = set(got_by_key) - set(want_by_key)
+    chk.expect(not extra, f"unexpected keys in the output: {sorted(extra)[:3]}")
+
+
+def proxy_addresses() -> tuple[str, str] | None:
+    """(listen, upstream) for faultproxy.FaultProxy, from PROXY_LISTEN / PROXY_UPSTREAM.
+
+    run.sh sets both when it starts the broker: upstream is the broker's second listener
+    (PROXIED), which advertises the listen address, so clients that bootstrap through the proxy
+    send every request through it. Against another broker set both by hand, or the proxy
+    scenarios report SKIP."""
+    listen = os.environ.get("PROXY_LISTEN", "")
+    upstream = os.environ.get("PROXY_UPSTREAM", "")
+    if not listen or not upstream:
+        return None
+    return listen, upstream
+
+
+PROXY_SKIP_REASON = ("needs PROXY_LISTEN/PROXY_UPSTREAM: a broker listener that advertises the "
+                     "proxy's address (run.sh sets this up when it starts the broker)")
+
+
 def deadline_s(default: float = 120.0) -> float:
     return time.monotonic() + float(os.environ.get("PHASE_TIMEOUT_S", str(default)))

@@ -6,6 +6,8 @@
 #   BOOTSTRAP=host:port tests/clients/run.sh # uses an already running Kafka-compatible broker
 #   MESSAGES=10000 tests/clients/run.sh      # fewer messages per scenario (default 100000)
 #   CLIENTS="kcat confluent" tests/clients/run.sh  # a subset
+#   PROXY_LISTEN=host:port PROXY_UPSTREAM=host:port  # with BOOTSTRAP: where faultproxy.py listens
+#                                            # and the broker listener advertising that address
 #
 # Builds nothing. Kills only the broker process it started itself.
 set -euo pipefail
@@ -45,12 +47,20 @@ if [[ -z "${BOOTSTRAP:-}" ]]; then
     exit 1
   fi
   PORT="$(free_port)"
+  # A second listener, PROXIED, advertised at the port faultproxy.py listens on: clients that
+  # bootstrap through the proxy are told (Metadata, FindCoordinator answer per listener) to
+  # keep using it, so every request of theirs passes through it.
+  PROXIED_PORT="$(free_port)"
+  PROXY_PORT="$(free_port)"
   export BOOTSTRAP="127.0.0.1:$PORT"
+  export PROXY_UPSTREAM="127.0.0.1:$PROXIED_PORT" PROXY_LISTEN="127.0.0.1:$PROXY_PORT"
   mkdir -p "$TMP_DIR/data"
   "$BIN" serve \
-    --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
+    --override "listeners=PLAINTEXT://127.0.0.1:$PORT,PROXIED://127.0.0.1:$PROXIED_PORT" \
+    --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT" \
+    --override "inter.broker.listener.name=PLAINTEXT" \
     --override "log.dirs=$TMP_DIR/data" \
-    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT" \
+    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,PROXIED://127.0.0.1:$PROXY_PORT" \
     --override "group.initial.rebalance.delay.ms=0" \
     --override "runnel.http.listener=127.0.0.1:0" \
     >"$TMP_DIR/broker.log" 2>&1 &

@@ -1,5 +1,7 @@
 """confluent-kafka (librdkafka) scenario: admin create/describe, produce per codec, consume by
-manual assignment, offsets_for_times, and an optional consumer-group pass.
+manual assignment, offsets_for_times, an optional consumer-group pass, and issue 4's
+idempotence and transactions: retried Produce requests through faultproxy.py, commit/abort with
+both isolation levels, and an exactly-once copy by eos_copier.py that is SIGKILLed once.
 
 Owns only what it does through confluent-kafka; the plan and the checks live in common.py.
 Never relaxes a check; every failure names the request and what differed.
@@ -7,13 +9,19 @@ Never relaxes a check; every failure names the request and what differed.
 
 from __future__ import annotations
 
+import os
+import queue
+import signal
+import subprocess
 import sys
+import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 import common as c
+import faultproxy
 
 CLIENT = "confluent"
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -60,17 +68,20 @@ def wait_partitions(chk: c.Checker, admin: AdminClient, topic: str) -> None:
 
 
 def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]],
-            idempotent: bool = False) -> None:
+            idempotent: bool = False, extra: dict | None = None,
+            transient: tuple = ()) -> None:
+    """extra overrides the producer config (e.g. bootstrap.servers of a proxy, timeouts);
+    transient lists further error_cb codes that librdkafka retries by itself."""
     bad: list[str] = []
     fatal: list[str] = []
 
     def on_error(err):
         # Transport hiccups are retried by librdkafka; anything else (e.g. a fatal idempotence
         # error when InitProducerId is refused) means the produce phase failed.
-        if err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+        if err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN) + transient:
             fatal.append(f"{err.name()}: {err.str()}")
 
-    p = Producer({
+    conf = {
         "bootstrap.servers": c.bootstrap(),
         "compression.type": "none" if idempotent else codec,
         "linger.ms": 20,
@@ -81,7 +92,9 @@ def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]],
         "acks": "all",
         "message.timeout.ms": 60000,
         "error_cb": on_error,
-    })
+    }
+    conf.update(extra or {})
+    p = Producer(conf)
 
     purged = [0]
 
@@ -372,7 +385,49 @@ def run_log_append_time(n: int) -> bool:
     return c.report(chk, time.monotonic() - start, f"[{n} msgs, topic {topic}]")
 
 
-TXN_APIS = {10: "FindCoordinator", 22: "InitProducerId", 24: "AddPartitionsToTxn", 26: "EndTxn"}
+def run_idempotent_retries(n: int) -> bool:
+    """Issue 4 item 1: an idempotent producer behind faultproxy. Some Produce responses are
+    lost (connection closed after the broker applied the write) or held past
+    request.timeout.ms, so librdkafka resends batches the broker already has. The broker must
+    answer those with the original offsets: every delivery report and every record read back
+    sits at its planned offset, each key exactly once, in order, no gaps."""
+    name = "confluent-kafka/idempotent-retries"
+    addrs = c.proxy_addresses()
+    if addrs is None:
+        c.skip(name, c.PROXY_SKIP_REASON)
+        return True
+    chk = c.Checker(name)
+    start = time.monotonic()
+    topic = c.topic_name(CLIENT, "idem-retries")
+    parts = c.plan(n, CLIENT, "idem-retries", c.base_timestamp_ms())
+    proxy = faultproxy.FaultProxy(faultproxy.parse_addr(addrs[0]),
+                                  faultproxy.parse_addr(addrs[1]),
+                                  every=4, max_faults=10, delay_s=1.5).start()
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, topic, False)
+        before = len(chk.failures)
+        produce(chk, topic, "none", parts, idempotent=True,
+                extra={"bootstrap.servers": addrs[0], "request.timeout.ms": 1000,
+                       "message.timeout.ms": 120000, "retry.backoff.ms": 50,
+                       "batch.num.messages": 200, "linger.ms": 5,
+                       "log.connection.close": False},
+                transient=(KafkaError._TIMED_OUT, KafkaError._TIMED_OUT_QUEUE))
+        if len(chk.failures) > before:
+            return c.report(chk, time.monotonic() - start, "(consume skipped: produce failed)")
+        got = consume_assigned(chk, topic, [len(x) for x in parts])
+        c.verify_records(chk, parts, got)
+        chk.expect(proxy.drops >= 2 and proxy.delays >= 2,
+                   f"only {proxy.drops} dropped and {proxy.delays} delayed Produce responses "
+                   f"(of {proxy.produce_requests} Produce requests); the scenario proves nothing")
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    finally:
+        proxy.close()
+    return c.report(chk, time.monotonic() - start,
+                    f"[{n} msgs, {proxy.drops} responses dropped, {proxy.delays} delayed "
+                    f"past request.timeout.ms=1000, {proxy.produce_requests} Produce requests, "
+                    f"topic {topic}]")
 
 
 def drain_to_end(chk: c.Checker, topic: str, isolation: str, want: list[int]) -> dict:
@@ -405,7 +460,7 @@ def run_transactions(n: int) -> bool:
     """Commit, abort, commit: read_committed sees exactly the committed records in order,
     read_uncommitted sees all of them; the aborted ones never reach a read_committed reader."""
     name = "confluent-kafka/transactions"
-    missing = [v for k, v in TXN_APIS.items() if c.broker_lacks_api(k)]
+    missing = c.missing_txn_apis()
     if missing:
         c.skip(name, f"broker does not advertise {' '.join(missing)}")
         return True
@@ -418,37 +473,137 @@ def run_transactions(n: int) -> bool:
         p = Producer({"bootstrap.servers": c.bootstrap(), "linger.ms": 5,
                       "transactional.id": f"clients-{CLIENT}-txn-{c.run_id()}"})
         p.init_transactions(30)
-        sent: dict[str, list[tuple[int, bytes]]] = {}
-        for phase, commit in (("c1", True), ("ab", False), ("c2", True)):
+        for phase, commit, recs in c.txn_phases(n):
             p.begin_transaction()
-            sent[phase] = []
-            for i in range(n):
-                key = f"{phase}-{i:06d}".encode()
-                p.produce(topic, key=key, value=key, partition=i % c.PARTITIONS)
-                sent[phase].append((i % c.PARTITIONS, key))
+            for part, key in recs:
+                p.produce(topic, key=key, value=key, partition=part)
             if commit:
                 p.commit_transaction(30)
             else:
                 p.flush(30)
                 p.abort_transaction(30)
-        committed = {pt: [k for part, k in sent["c1"] + sent["c2"] if part == pt]
-                     for pt in range(c.PARTITIONS)}
-        everything = {pt: [k for part, k in sent["c1"] + sent["ab"] + sent["c2"] if part == pt]
-                      for pt in range(c.PARTITIONS)}
-        for isolation, want in (("read_committed", committed),
-                                ("read_uncommitted", everything)):
+        for isolation, want in c.txn_expectations(n):
             got = drain_to_end(chk, topic, isolation,
                                [len(want[pt]) for pt in range(c.PARTITIONS)])
-            for pt in range(c.PARTITIONS):
-                keys = [m.key() for m in got[pt]]
-                if keys != want[pt]:
-                    extra = sorted(set(keys) - set(want[pt]))[:3]
-                    lost = sorted(set(want[pt]) - set(keys))[:3]
-                    chk.fail(f"{isolation} partition {pt}: {len(keys)} records, want "
-                             f"{len(want[pt])}; unexpected {extra}, missing {lost}")
+            c.check_txn_read(chk, isolation, want,
+                             {pt: [m.key() for m in got[pt]] for pt in got})
     except Exception as e:  # noqa: BLE001
         chk.fail(f"exception: {type(e).__name__}: {e}")
     return c.report(chk, time.monotonic() - start, f"[3 x {n} msgs, topic {topic}]")
+
+
+class Copier:
+    """One eos_copier.py process; its stdout lines are collected by a reader thread."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                                   "eos_copier.py"), *args],
+                                     stdout=subprocess.PIPE, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.committed = 0
+        self.errors: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, pred, timeout_s: float) -> str | None:
+        """The first stdout line for which pred(line) holds; None on timeout or exit."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    return None
+                continue
+            if line.startswith("COMMITTED "):
+                self.committed = int(line.split()[1])
+            if line.startswith("ERROR "):
+                self.errors.append(line)
+            if pred(line):
+                return line
+        return None
+
+
+def run_eos_copy(n: int) -> bool:
+    """Issue 4 item 2 (scaled down): a consume-transform-produce copier using transactions and
+    send_offsets_to_transaction copies n records; it is SIGKILLed once with a transaction open
+    (its records already on the broker) and restarted. A read_committed reader of the output
+    must see every input exactly once in per-key order; a read_uncommitted reader must see
+    more (the aborted transaction's records), proving the kill hit an open transaction; the
+    group's committed offsets must end at the input's end offsets."""
+    name = "confluent-kafka/eos-copy"
+    missing = c.missing_txn_apis()
+    if missing:
+        c.skip(name, f"broker does not advertise {' '.join(missing)}")
+        return True
+    chk = c.Checker(name)
+    start = time.monotonic()
+    src = c.topic_name(CLIENT, "eos-in")
+    dst = c.topic_name(CLIENT, "eos-out")
+    group = f"clients-{CLIENT}-eos-{c.run_id()}"
+    args = [c.bootstrap(), src, dst, group, f"clients-{CLIENT}-eos-{c.run_id()}"]
+    records = c.eos_input(n)
+    copiers: list[Copier] = []
+    try:
+        admin = admin_client()
+        create_topic(chk, admin, src, False)
+        create_topic(chk, admin, dst, False)
+        p = Producer({"bootstrap.servers": c.bootstrap(), "linger.ms": 5, "acks": "all"})
+        for part, key, value in records:
+            p.produce(src, key=key, value=value, partition=part)
+        chk.expect_eq(p.flush(30), 0, "input records undelivered after flush")
+        first = Copier(args + ["200"])
+        copiers.append(first)
+        killed_at = first.wait_for(lambda ln: ln.startswith("ERROR ") or (
+            ln.startswith("INFLIGHT ") and int(ln.split()[1]) >= n // 3), 60)
+        if killed_at is None or killed_at.startswith("ERROR "):
+            chk.fail(f"first copier never had a transaction open after {n // 3} copied records "
+                     f"(last committed {first.committed}): {killed_at}")
+            return c.report(chk, time.monotonic() - start)
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        done_before_kill = first.committed
+        second = Copier(args + ["0"])
+        copiers.append(second)
+        line = second.wait_for(lambda ln: ln.startswith("ERROR ") or (
+            ln.startswith("COMMITTED ") and int(ln.split()[1]) >= n - done_before_kill), 90)
+        if line is None or line.startswith("ERROR "):
+            chk.fail(f"restarted copier stopped at {second.committed} of "
+                     f"{n - done_before_kill} records: {line}")
+        second.proc.send_signal(signal.SIGTERM)
+        chk.expect_eq(second.proc.wait(30), 0, "restarted copier exit status after SIGTERM")
+        for e in first.errors + second.errors:
+            chk.fail(f"copier: {e}")
+        want = c.eos_want_counts(records)
+        got = drain_to_end(chk, dst, "read_committed", want)
+        c.check_eos_output(chk, records, {pt: [(m.key(), m.value()) for m in got[pt]]
+                                        for pt in got})
+        dirty = drain_to_end(chk, dst, "read_uncommitted", want)
+        total_dirty = sum(len(v) for v in dirty.values())
+        chk.expect(total_dirty > n, f"read_uncommitted saw {total_dirty} records, want more "
+                   f"than {n} (the killed copier's open transaction should have left records)")
+        cons = new_consumer(group)
+        try:
+            committed = cons.committed([TopicPartition(src, pt) for pt in range(c.PARTITIONS)],
+                                       timeout=10)
+            chk.expect_eq([tp.offset for tp in committed], want,
+                          "group's committed input offsets after the copy")
+        finally:
+            cons.close()
+        note = (f"[{n} msgs, killed with a transaction open after {done_before_kill} "
+                f"committed, read_uncommitted saw {total_dirty}]")
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+        note = ""
+    finally:
+        for cp in copiers:
+            if cp.proc.poll() is None:
+                cp.proc.kill()
+                cp.proc.wait(10)
+    return c.report(chk, time.monotonic() - start, note)
 
 
 def run_group(n: int) -> bool:
@@ -513,7 +668,10 @@ def main() -> int:
     ok &= run_edge()
     ok &= run_log_append_time(min(n, 3000))
     ok &= run_codec("idempotent", min(n, 20000), idempotent=True)
+    # Not scaled by MESSAGES: fewer records would not make enough Produce requests to fault.
+    ok &= run_idempotent_retries(20000)
     ok &= run_transactions(min(n, 3000))
+    ok &= run_eos_copy(min(n, 3000))
     ok &= run_group(min(n, 20000))
     return 0 if ok else 1
 

@@ -1,5 +1,7 @@
 """kafka-python scenario: admin create/describe, produce per codec, consume by manual
-assignment, offsets_for_times, and an optional consumer-group pass.
+assignment, offsets_for_times, an optional consumer-group pass, the default (idempotent)
+producer, and transactions: commit/abort with both isolation levels and a consume-transform-
+produce copy with send_offsets_to_transaction (kafka-python >= 2.1 supports them).
 
 Owns only what it does through kafka-python (pure Python, so the slowest client: the compressed
 codecs may run with fewer messages, see CODEC_MESSAGES below, and the RESULT line says so).
@@ -15,6 +17,7 @@ import time
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
 
 import common as c
 
@@ -219,6 +222,157 @@ def run_group(n: int) -> bool:
     return c.report(chk, time.monotonic() - start, f"[{n} msgs, group {group}]")
 
 
+def new_topic(chk: c.Checker, variant: str) -> str:
+    topic = c.topic_name(CLIENT, variant)
+    admin = admin_client()
+    try:
+        create_topic(chk, admin, topic, False)
+    finally:
+        admin.close()
+    return topic
+
+
+def read_settled(chk: c.Checker, topic: str, isolation: str,
+                 want: list[int]) -> dict[int, list]:
+    """Assign every partition from offset 0 and read until each holds its wanted count, then
+    one more second, so records that should be invisible (aborted ones) get a chance to show."""
+    cons = new_consumer(group_id=None, isolation_level=isolation)
+    got: dict[int, list] = {p: [] for p in range(c.PARTITIONS)}
+    try:
+        tps = [TopicPartition(topic, p) for p in range(c.PARTITIONS)]
+        cons.assign(tps)
+        cons.seek_to_beginning(*tps)
+        deadline = c.deadline_s()
+        settle_until = None
+        while settle_until is None or time.monotonic() < settle_until:
+            for tp, recs in cons.poll(timeout_ms=200, max_records=5000).items():
+                got[tp.partition].extend(recs)
+            if settle_until is None and all(len(got[p]) >= want[p] for p in got):
+                settle_until = time.monotonic() + 1.0
+            if settle_until is None and time.monotonic() > deadline:
+                chk.fail(f"Fetch ({isolation}): timed out with {[len(got[p]) for p in got]} "
+                         f"records, want {want}")
+                break
+    finally:
+        cons.close()
+    return got
+
+
+def transactional_producer(name: str) -> KafkaProducer:
+    prod = KafkaProducer(bootstrap_servers=c.bootstrap(), linger_ms=5, acks="all",
+                         transactional_id=f"clients-{CLIENT}-{name}-{c.run_id()}")
+    prod.init_transactions()
+    return prod
+
+
+def run_transactions(n: int) -> bool:
+    """Commit, abort, commit through kafka-python's transactional producer: read_committed
+    sees exactly the committed records in order, read_uncommitted all of them."""
+    name = "kafka-python/transactions"
+    missing = c.missing_txn_apis()
+    if missing:
+        c.skip(name, f"broker does not advertise {' '.join(missing)}")
+        return True
+    chk = c.Checker(name)
+    start = time.monotonic()
+    topic = "?"
+    try:
+        topic = new_topic(chk, "txn")
+        prod = transactional_producer("txn")
+        try:
+            for _phase, commit, recs in c.txn_phases(n):
+                prod.begin_transaction()
+                futures = [prod.send(topic, key=k, value=k, partition=pt) for pt, k in recs]
+                if commit:
+                    prod.commit_transaction()
+                else:
+                    prod.flush()
+                    prod.abort_transaction()
+                failed = [f.exception for f in futures if f.failed()]
+                chk.expect(not failed, f"{len(failed)} sends failed, first: {failed[:1]}")
+        finally:
+            prod.close(timeout=10)
+        for isolation, want in c.txn_expectations(n):
+            got = read_settled(chk, topic, isolation, [len(want[p]) for p in range(c.PARTITIONS)])
+            c.check_txn_read(chk, isolation, want, {p: [r.key for r in got[p]] for p in got})
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start, f"[3 x {n} msgs, topic {topic}]")
+
+
+def run_eos(n: int) -> bool:
+    """Consume-transform-produce with send_offsets_to_transaction (group metadata, KIP-447):
+    one batch past a third of the input is aborted and re-read from the committed offsets.
+    read_committed output: every input once, per-key order; read_uncommitted also shows the
+    aborted batch; the group's committed offsets end at the input's end."""
+    name = "kafka-python/eos-copy"
+    missing = c.missing_txn_apis()
+    if missing:
+        c.skip(name, f"broker does not advertise {' '.join(missing)}")
+        return True
+    chk = c.Checker(name)
+    start = time.monotonic()
+    group = f"clients-{CLIENT}-eos-{c.run_id()}"
+    records = c.eos_input(n)
+    want = c.eos_want_counts(records)
+    aborted = 0
+    try:
+        src = new_topic(chk, "eos-in")
+        dst = new_topic(chk, "eos-out")
+        plain = KafkaProducer(bootstrap_servers=c.bootstrap(), linger_ms=5, acks="all",
+                              enable_idempotence=False)
+        for pt, key, value in records:
+            plain.send(src, key=key, value=value, partition=pt)
+        plain.flush(timeout=30)
+        plain.close(timeout=10)
+        prod = transactional_producer("eos")
+        cons = new_consumer(group_id=group, isolation_level="read_committed",
+                            session_timeout_ms=10000, max_poll_records=100)
+        copied = 0
+        try:
+            cons.subscribe([src])
+            deadline = c.deadline_s()
+            while copied < n and time.monotonic() < deadline:
+                batch = cons.poll(timeout_ms=300)
+                if not batch:
+                    continue
+                prod.begin_transaction()
+                offsets = {}
+                count = 0
+                for tp, recs in batch.items():
+                    for r in recs:
+                        prod.send(dst, key=r.key, value=c.eos_transform(r.value),
+                                  partition=tp.partition)
+                    offsets[tp] = OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+                    count += len(recs)
+                prod.send_offsets_to_transaction(offsets, cons.group_metadata())
+                if not aborted and copied + count > n // 3:
+                    prod.flush()
+                    prod.abort_transaction()
+                    aborted = count
+                    for tp in batch:  # re-read what the aborted transaction consumed
+                        cons.seek(tp, cons.committed(tp) or 0)
+                    continue
+                prod.commit_transaction()
+                copied += count
+            chk.expect_eq(copied, n, "records copied in committed transactions")
+            tps = [TopicPartition(src, p) for p in range(c.PARTITIONS)]
+            chk.expect_eq([cons.committed(tp) for tp in tps], want,
+                          "group's committed input offsets after the copy")
+        finally:
+            prod.close(timeout=10)
+            cons.close()
+        got = read_settled(chk, dst, "read_committed", want)
+        c.check_eos_output(chk, records, {p: [(r.key, r.value) for r in got[p]] for p in got})
+        dirty = read_settled(chk, dst, "read_uncommitted", want)
+        total = sum(len(v) for v in dirty.values())
+        chk.expect_eq(total, n + aborted, "read_uncommitted output records (copies + aborted)")
+    except Exception as e:  # noqa: BLE001
+        chk.fail(f"exception: {type(e).__name__}: {e}")
+    return c.report(chk, time.monotonic() - start,
+                    f"[{n} msgs, one aborted batch of {aborted}, group {group}]")
+
+
 def main() -> int:
     n = c.message_count()
     # kafka-python is pure Python: KAFKA_PYTHON_CODEC_MESSAGES can cap the compressed codecs if
@@ -234,6 +388,8 @@ def main() -> int:
     # sequence in every batch), as every stock kafka-python >= 3.0 user gets it.
     ok &= run_codec("idempotent", min(n, 20000), " (default producer config)", defaults=True)
     ok &= run_group(min(n, 20000))
+    ok &= run_transactions(min(n, 1000))
+    ok &= run_eos(min(n, 900))
     return 0 if ok else 1
 
 

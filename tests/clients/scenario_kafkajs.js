@@ -1,5 +1,7 @@
 // kafkajs scenario: admin create/describe, produce per codec (none, gzip natively; snappy via
-// the pure-JS kafkajs-snappy plugin), offsets by timestamp, and consumption.
+// the pure-JS kafkajs-snappy plugin), offsets by timestamp, consumption, an idempotent producer,
+// and transactions: commit/abort read with both isolation levels (readUncommitted) and a
+// consume-transform-produce copy with transaction.sendOffsets.
 //
 // Owns only what it does through kafkajs. kafkajs has no manual partition assignment: its only
 // consumer is a group member, so consumption is reported as a separate `<codec>/consume` result
@@ -115,8 +117,12 @@ async function createTopic (chk, admin, topic, override) {
   chk.expect(parts.every(p => p.leader >= 0), `Metadata leaders ${JSON.stringify(parts)}`)
 }
 
-async function produce (chk, topic, compression, parts) {
-  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false })
+async function produce (chk, topic, compression, parts, idempotent = false) {
+  // idempotent: InitProducerId, producer id/epoch/sequence in every batch (kafkajs allows one
+  // request in flight per broker for it).
+  const producer = kafka.producer(idempotent
+    ? { allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }
+    : { allowAutoTopicCreation: false, idempotent: false })
   await producer.connect()
   const next = [0, 0, 0]
   let bad = 0
@@ -248,7 +254,7 @@ function verifyRecords (chk, parts, got) {
   }
 }
 
-async function runCodec (codec, compression, n) {
+async function runCodec (codec, compression, n, idempotent = false) {
   const chk = new Checker(`kafkajs/${codec}`)
   const start = Date.now()
   const topic = `clients-kafkajs-${codec}-${RUN_ID}`
@@ -259,7 +265,7 @@ async function runCodec (codec, compression, n) {
   try {
     await admin.connect()
     await createTopic(chk, admin, topic, override)
-    await produce(chk, topic, compression, parts)
+    await produce(chk, topic, compression, parts, idempotent)
     await checkOffsets(chk, admin, topic, parts)
     await checkConfigs(chk, admin, topic, override)
     ok = report(chk, start, `[${n} msgs, topic ${topic}]`)
@@ -285,9 +291,223 @@ async function runCodec (codec, compression, n) {
   return ok
 }
 
+// --- transactions (issue 4 items 3 and 6) -------------------------------------------------------
+
+const TXN_APIS = { 10: 'FindCoordinator', 22: 'InitProducerId', 24: 'AddPartitionsToTxn', 25: 'AddOffsetsToTxn', 26: 'EndTxn', 28: 'TxnOffsetCommit' }
+const BROKER_APIS = (process.env.BROKER_APIS || '').split(',').filter(x => x)
+const missingTxnApis = () => BROKER_APIS.length ? Object.entries(TXN_APIS).filter(([k]) => !BROKER_APIS.includes(k)).map(([, v]) => v) : []
+
+// Same phases as common.txn_phases: commit, abort, commit; record i to partition i % 3.
+function txnPhases (n) {
+  return [['c1', true], ['ab', false], ['c2', true]].map(([phase, commit]) =>
+    [phase, commit, [...Array(n)].map((_, i) => [i % PARTITIONS, `${phase}-${String(i).padStart(6, '0')}`])])
+}
+
+function txnExpectations (n) {
+  const keys = selected => [...Array(PARTITIONS)].map((_, pt) => selected.flatMap(([, , recs]) => recs.filter(([p]) => p === pt).map(([, k]) => k)))
+  const phases = txnPhases(n)
+  return [['read_committed', keys(phases.filter(x => x[1]))], ['read_uncommitted', keys(phases)]]
+}
+
+function checkTxnRead (chk, isolation, want, got) {
+  for (let pt = 0; pt < PARTITIONS; pt++) {
+    const keys = got[pt].map(r => r.key)
+    if (JSON.stringify(keys) !== JSON.stringify(want[pt])) {
+      const extra = keys.filter(k => !want[pt].includes(k)).slice(0, 3)
+      const lost = want[pt].filter(k => !keys.includes(k)).slice(0, 3)
+      chk.fail(`${isolation} partition ${pt}: ${keys.length} records, want ${want[pt].length}; unexpected ${JSON.stringify(extra)}, missing ${JSON.stringify(lost)}`)
+    }
+  }
+}
+
+async function newTopic (chk, variant) {
+  const topic = `clients-kafkajs-${variant}-${RUN_ID}`
+  const admin = kafka.admin()
+  await admin.connect()
+  try { await createTopic(chk, admin, topic, false) } finally { await admin.disconnect() }
+  return topic
+}
+
+// Reads a topic through a fresh group (kafkajs has no manual assignment) until each partition
+// holds its wanted count, then one more second, so records that should be invisible show up.
+async function readSettled (chk, topic, isolation, want) {
+  const got = [...Array(PARTITIONS)].map(() => [])
+  const consumer = kafka.consumer({ groupId: `clients-kafkajs-read-${isolation}-${topic}`, readUncommitted: isolation === 'read_uncommitted', sessionTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 100, allowAutoTopicCreation: false })
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) got[batch.partition].push({ offset: Number(m.offset), key: m.key ? m.key.toString() : null, value: m.value ? m.value.toString() : null })
+      },
+    })
+    const deadline = Date.now() + PHASE_TIMEOUT_MS
+    while (!got.every((g, p) => g.length >= want[p])) {
+      if (Date.now() > deadline) { chk.fail(`Fetch (${isolation}): timed out with ${JSON.stringify(got.map(g => g.length))} records, want ${JSON.stringify(want)}`); return got }
+      await sleep(100)
+    }
+    await sleep(1000)
+  } finally {
+    await consumer.disconnect()
+  }
+  return got
+}
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+function txnProducer (name) {
+  return kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, transactionalId: `clients-kafkajs-${name}-${RUN_ID}` })
+}
+
+async function runTransactions (n) {
+  const name = 'kafkajs/transactions'
+  const missing = missingTxnApis()
+  if (missing.length) { console.log(`RESULT SKIP ${name} -- broker does not advertise ${missing.join(' ')}`); return true }
+  if (!GROUP_APIS) { console.log(`RESULT SKIP ${name} -- kafkajs can only consume through a group; ${GROUP_REASON}`); return true }
+  const chk = new Checker(name)
+  const start = Date.now()
+  let topic = '?'
+  try {
+    topic = await newTopic(chk, 'txn')
+    const producer = txnProducer('txn')
+    await producer.connect()
+    try {
+      for (const [, commit, recs] of txnPhases(n)) {
+        const txn = await producer.transaction()
+        await txn.send({ topic, acks: -1, messages: recs.map(([partition, key]) => ({ key, value: key, partition })) })
+        if (commit) await txn.commit()
+        else await txn.abort()
+      }
+    } finally {
+      await producer.disconnect()
+    }
+    for (const [isolation, want] of txnExpectations(n)) {
+      const got = await readSettled(chk, topic, isolation, want.map(w => w.length))
+      checkTxnRead(chk, isolation, want, got)
+    }
+  } catch (e) {
+    chk.fail(`exception: ${e.name}: ${e.message}`)
+  }
+  return report(chk, start, `[3 x ${n} msgs, topic ${topic}]`)
+}
+
+// Same input as common.eos_input: 30 keys, key k on partition k % 3, per-key sequence numbers.
+function eosInput (n) {
+  const seqs = Array(30).fill(0)
+  const out = []
+  for (let i = 0; i < n; i++) {
+    const k = i % 30
+    const key = `key-${String(k).padStart(2, '0')}`
+    out.push([k % PARTITIONS, key, `${key}|${String(seqs[k]++).padStart(6, '0')}`])
+  }
+  return out
+}
+
+function checkEosOutput (chk, records, got) {
+  const want = {}
+  for (const [, key, value] of records) (want[key] = want[key] || []).push(`copy|${value}`)
+  const have = {}
+  for (const recs of got) for (const r of recs) (have[r.key] = have[r.key] || []).push(r.value)
+  let bad = 0
+  for (const [key, w] of Object.entries(want)) {
+    const h = have[key] || []
+    if (JSON.stringify(h) !== JSON.stringify(w)) {
+      if (++bad <= 3) chk.fail(`read_committed output key ${key}: ${h.length} records, want ${w.length} (${h.length - new Set(h).size} duplicates, ${w.filter(v => !h.includes(v)).length} missing)`)
+    }
+  }
+  chk.expect(bad === 0, `${bad} of ${Object.keys(want).length} keys wrong in the read_committed output`)
+  const extra = Object.keys(have).filter(k => !(k in want))
+  chk.expect(extra.length === 0, `unexpected keys in the output: ${extra.slice(0, 3)}`)
+}
+
+// Consume-transform-produce with transaction.sendOffsets: the first batch past a third of the
+// input is aborted and the consumer seeks back to the batch's first offset; read_committed
+// output holds every input once in per-key order, read_uncommitted also the aborted batch,
+// and the group's committed offsets end at the input's end.
+async function runEos (n) {
+  const name = 'kafkajs/eos-copy'
+  const missing = missingTxnApis()
+  if (missing.length) { console.log(`RESULT SKIP ${name} -- broker does not advertise ${missing.join(' ')}`); return true }
+  if (!GROUP_APIS) { console.log(`RESULT SKIP ${name} -- kafkajs can only consume through a group; ${GROUP_REASON}`); return true }
+  const chk = new Checker(name)
+  const start = Date.now()
+  const groupId = `clients-kafkajs-eos-${RUN_ID}`
+  const records = eosInput(n)
+  const want = [...Array(PARTITIONS)].map((_, pt) => records.filter(r => r[0] === pt).length)
+  let aborted = 0
+  let copied = 0
+  try {
+    const src = await newTopic(chk, 'eos-in')
+    const dst = await newTopic(chk, 'eos-out')
+    const plain = kafka.producer({ allowAutoTopicCreation: false })
+    await plain.connect()
+    // Small sends, so the copier's fetches return several small batches per partition.
+    for (let i = 0; i < records.length; i += 30) {
+      await plain.send({ topic: src, acks: -1, messages: records.slice(i, i + 30).map(([partition, key, value]) => ({ key, value, partition })) })
+    }
+    await plain.disconnect()
+    const producer = txnProducer('eos')
+    await producer.connect()
+    const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 100, maxBytesPerPartition: 2000, allowAutoTopicCreation: false })
+    await consumer.connect()
+    const errors = []
+    consumer.on(consumer.events.CRASH, ev => errors.push(`consumer crashed: ${ev.payload.error && ev.payload.error.message}`))
+    try {
+      await consumer.subscribe({ topics: [src], fromBeginning: true })
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, isStale }) => {
+          if (!batch.messages.length || isStale()) return
+          const txn = await producer.transaction()
+          await txn.send({ topic: dst, acks: -1, messages: batch.messages.map(m => ({ key: m.key, value: Buffer.concat([Buffer.from('copy|'), m.value]), partition: batch.partition })) })
+          const next = String(Number(batch.lastOffset()) + 1)
+          await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: src, partitions: [{ partition: batch.partition, offset: next }] }] })
+          if (!aborted && copied + batch.messages.length > Math.floor(n / 3)) {
+            await txn.abort()
+            aborted = batch.messages.length
+            consumer.seek({ topic: src, partition: batch.partition, offset: batch.firstOffset() })
+            return
+          }
+          await txn.commit()
+          copied += batch.messages.length
+        },
+      })
+      const deadline = Date.now() + PHASE_TIMEOUT_MS
+      while (copied < n && !errors.length && Date.now() < deadline) await sleep(100)
+    } finally {
+      await consumer.disconnect()
+      await producer.disconnect()
+    }
+    for (const e of errors) chk.fail(e)
+    chk.expectEq(copied, n, 'records copied in committed transactions')
+    chk.expect(aborted > 0, 'no batch was aborted')
+    const admin = kafka.admin()
+    await admin.connect()
+    try {
+      const committed = await admin.fetchOffsets({ groupId, topics: [src] })
+      const offsets = [...Array(PARTITIONS)].map((_, p) => Number((committed[0].partitions.find(q => q.partition === p) || {}).offset))
+      chk.expectEq(offsets, want, "group's committed input offsets after the copy")
+    } finally {
+      await admin.disconnect()
+    }
+    checkEosOutput(chk, records, await readSettled(chk, dst, 'read_committed', want))
+    const dirty = await readSettled(chk, dst, 'read_uncommitted', want)
+    chk.expectEq(dirty.reduce((a, g) => a + g.length, 0), n + aborted, 'read_uncommitted output records (copies + aborted)')
+  } catch (e) {
+    chk.fail(`exception: ${e.name}: ${e.message}`)
+  }
+  return report(chk, start, `[${n} msgs, one aborted batch of ${aborted}, group ${groupId}]`)
+}
+
 async function main () {
   let ok = true
-  for (const [codec, compression] of CODECS) ok = (await runCodec(codec, compression, N)) && ok
+  const only = process.env.KAFKAJS_ONLY // development aid: run only the named steps
+  const want = step => !only || only.split(',').includes(step)
+  for (const [codec, compression] of CODECS) if (want(codec)) ok = (await runCodec(codec, compression, N)) && ok
+  if (want('idempotent')) ok = (await runCodec('idempotent', CompressionTypes.None, Math.min(N, 20000), true)) && ok
+  if (want('transactions')) ok = (await runTransactions(Math.min(N, 1000))) && ok
+  if (want('eos')) ok = (await runEos(Math.min(N, 900))) && ok
   return ok ? 0 : 1
 }
 

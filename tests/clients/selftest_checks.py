@@ -26,6 +26,58 @@ def fails(mutate, parts) -> bool:
     return not chk.ok
 
 
+def txn_check_problems() -> list[str]:
+    """check_txn_read and check_eos_output must reject what a broken transaction
+    implementation would deliver: aborted records, lost or duplicated copies, reordering."""
+    problems = []
+    (_, committed), (_, everything) = c.txn_expectations(12)
+    for name, got, want in [
+        ("exact committed keys", committed, committed),
+        ("exact uncommitted keys", everything, everything),
+    ]:
+        chk = c.Checker("selftest")
+        c.check_txn_read(chk, name, want, got)
+        if not chk.ok:
+            problems.append(f"check_txn_read rejected {name}: {chk.failures[:1]}")
+    leaked = {p: list(v) for p, v in committed.items()}
+    leaked[1].insert(2, b"ab-000001")
+    reordered = {p: list(v) for p, v in committed.items()}
+    reordered[0][0], reordered[0][1] = reordered[0][1], reordered[0][0]
+    for name, got, want in [("aborted record visible", leaked, committed),
+                            ("aborted records missing", committed, everything),
+                            ("reordered records", reordered, committed)]:
+        chk = c.Checker("selftest")
+        c.check_txn_read(chk, name, want, got)
+        if chk.ok:
+            problems.append(f"check_txn_read accepted: {name}")
+
+    records = c.eos_input(120)
+    good = {p: [(k, c.eos_transform(v)) for pt, k, v in records if pt == p]
+            for p in range(c.PARTITIONS)}
+    chk = c.Checker("selftest")
+    c.check_eos_output(chk, records, good)
+    if not chk.ok:
+        problems.append(f"check_eos_output rejected a correct copy: {chk.failures[:1]}")
+    def mutated(fn):
+        got = {p: list(v) for p, v in good.items()}
+        fn(got)
+        return got
+    bad_cases = {
+        "duplicate": lambda g: g[0].insert(40, g[0][3]),
+        "lost": lambda g: g[2].pop(5),
+        "per-key reorder": lambda g: g[1].__setitem__(
+            slice(0, 11), [g[1][10]] + g[1][1:10] + [g[1][0]]),
+        "untransformed value": lambda g: g[0].__setitem__(0, (g[0][0][0], b"raw")),
+        "foreign key": lambda g: g[0].append((b"other", b"copy|x")),
+    }
+    for name, fn in bad_cases.items():
+        chk = c.Checker("selftest")
+        c.check_eos_output(chk, records, mutated(fn))
+        if chk.ok:
+            problems.append(f"check_eos_output accepted: {name}")
+    return problems
+
+
 def main() -> int:
     parts = c.plan(300, "selftest", "none", 1_000_000)
     problems = []
@@ -89,6 +141,8 @@ def main() -> int:
         c.OVERRIDE_RETENTION_MS, "DYNAMIC_TOPIC_CONFIG")}), True)
     if not chk.ok:
         problems.append(f"check_topic_configs rejected a correct override: {chk.failures}")
+
+    problems += txn_check_problems()
 
     chk = c.Checker("checks/selftest")
     for p in problems:
