@@ -3,6 +3,10 @@
 //! `SUPPORTED` is what ApiVersions advertises: exactly the handlers below, with Kafka 4.x
 //! ranges, plus older versions Kafka 4.0 dropped where they cost nothing (same fields).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::frame::{encode_response, RequestHeader};
 use runnel_protocol::generated::{ApiKey, RequestBody, ResponseBody};
@@ -63,19 +67,26 @@ pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, min, max)| (*min, *max))
 }
 
+/// A response that is complete once durability waits finish: the encoded frame, or `None` when
+/// nothing is sent, or the reason to close.
+pub type DeferredResponse = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send>>;
+
 /// What the connection does after a request.
 pub enum Outcome {
     /// `out` holds a response frame to write.
     Respond,
     /// Nothing to send (Produce with acks=0).
     NoResponse,
+    /// The response waits for a flush (Produce, acks=-1, `log.flush.policy=fsync`); it is
+    /// written, in order, when the future completes, while the connection reads on.
+    Deferred(DeferredResponse),
     /// Close the connection (Kafka does this for requests it cannot parse).
     Close(String),
 }
 
 /// Decodes, handles and encodes one request into `out`.
 pub async fn handle(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     ctx: &ConnContext,
     header: &RequestHeader,
     mut body: Bytes,
@@ -100,6 +111,20 @@ pub async fn handle(
         Err(e) => return Outcome::Close(format!("cannot decode request: {e}")),
     };
     let started = std::time::Instant::now();
+    let request = match request {
+        RequestBody::Produce(r) => {
+            let produced = handlers::produce::handle(broker, r, version);
+            if produced.flushes.is_empty() {
+                broker.metrics.request_done(key, started.elapsed());
+                return match produced.response {
+                    Some(r) => respond(out, header, key, version, &r.into()),
+                    None => Outcome::NoResponse,
+                };
+            }
+            return Outcome::Deferred(deferred_produce(broker.clone(), header, produced, started));
+        }
+        other => other,
+    };
     let dispatched = dispatch(broker, ctx, header, request).await;
     broker.metrics.request_done(key, started.elapsed());
     let response = match dispatched {
@@ -123,6 +148,27 @@ fn unsupported(out: &mut BytesMut, header: &RequestHeader, key: ApiKey) -> Outco
     }
 }
 
+/// The rest of a Produce whose partitions wait for their group-commit flush.
+fn deferred_produce(
+    broker: Arc<Broker>,
+    header: &RequestHeader,
+    produced: handlers::produce::Produced,
+    started: std::time::Instant,
+) -> DeferredResponse {
+    let (correlation_id, version) = (header.correlation_id, header.api_version);
+    Box::pin(async move {
+        let response = produced.finish().await;
+        broker.metrics.request_done(ApiKey::Produce, started.elapsed());
+        let Some(response) = response else {
+            return Ok(None);
+        };
+        let mut out = BytesMut::new();
+        encode_response(&mut out, correlation_id, ApiKey::Produce, version, &response.into())
+            .map_err(|e| format!("cannot encode response: {e}"))?;
+        Ok(Some(out.freeze()))
+    })
+}
+
 fn respond(out: &mut BytesMut, header: &RequestHeader, key: ApiKey, version: i16, body: &ResponseBody) -> Outcome {
     match encode_response(out, header.correlation_id, key, version, body) {
         Ok(()) => Outcome::Respond,
@@ -140,7 +186,8 @@ async fn dispatch(
     Some(match request {
         RequestBody::ApiVersions(_) => handlers::api_versions::response().into(),
         RequestBody::Metadata(r) => handlers::metadata::handle(broker, ctx, r, v).await.into(),
-        RequestBody::Produce(r) => return handlers::produce::handle(broker, r, v).await.map(Into::into),
+        // Unreachable: `handle` answers Produce itself (its flushes are deferred).
+        RequestBody::Produce(r) => return handlers::produce::handle(broker, r, v).finish().await.map(Into::into),
         RequestBody::Fetch(r) => handlers::fetch::handle(broker, r, v).await.into(),
         RequestBody::ListOffsets(r) => handlers::list_offsets::handle(broker, r, v).into(),
         RequestBody::CreateTopics(r) => handlers::create_topics::handle(broker, r, v).await.into(),

@@ -1959,6 +1959,36 @@ fn produce_acks_zero_gets_no_response_but_lands() {
     assert_eq!(recs.len() as i64, hw);
 }
 
+/// Under `log.flush.policy=fsync` a connection keeps reading while a Produce waits for its
+/// fsync; responses must still come back in request order, also with other APIs in between.
+#[test]
+fn fsync_policy_pipelined_requests_answer_in_order() {
+    let b = Broker::start_with(&[("log.flush.policy", "fsync")]);
+    let mut c = client(&b);
+    create(&mut c, "pipelined", 1, &[]);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let cid = c.send_pipelined(11, produce_request("pipelined", 0, batch(3, 20), -1));
+        sent.push((true, cid));
+        if i % 5 == 4 {
+            sent.push((false, c.send_pipelined(3, ApiVersionsRequest::default())));
+        }
+    }
+    let mut next_offset = 0;
+    for (is_produce, cid) in sent {
+        if !is_produce {
+            let r = c.receive::<ApiVersionsRequest>(3, cid);
+            assert_eq!(r.error_code, NONE);
+            continue;
+        }
+        let r = c.receive::<ProduceRequest>(11, cid);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (NONE, next_offset), "appends in request order");
+        next_offset += 3;
+    }
+    assert_eq!(list_offset(&mut c, 9, "pipelined", 0, -1).offset, 60);
+}
+
 #[test]
 fn fsync_policy_concurrent_acks_all() {
     let b = Broker::start_with(&[("log.flush.policy", "fsync")]);

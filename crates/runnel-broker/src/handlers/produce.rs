@@ -3,12 +3,15 @@
 //! Per partition: validate the batches (header, CRC, sizes, timestamps), recompress when the
 //! topic's `compression.type` asks for it, stamp LogAppendTime, append under the partition lock
 //! (offsets are assigned by rewriting base offsets in place), then answer. `acks=-1` under
-//! `log.flush.policy=fsync` waits for a group-commit fdatasync. `acks=0` gets no response.
+//! `log.flush.policy=fsync` waits for a group-commit fdatasync (`Produced::finish`, awaited by
+//! the connection's writer so reading goes on meanwhile). `acks=0` gets no response.
 //! Idempotent batches are checked by the log's producer state: a retry of one of a producer's
 //! last five batches is answered NONE with the original base offset; a sequence gap gets
 //! OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH. A transactional batch
 //! is written only if the transaction coordinator confirms the partition is in the producer's
 //! ongoing transaction (KIP-890 verification); internal topics and control batches are refused.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use runnel_protocol::generated::produce_request::{PartitionProduceData, ProduceRequest};
@@ -41,9 +44,49 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
     }
 }
 
-pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// A partition's append that must reach the disk before the response may leave.
+pub struct PendingFlush {
+    topic: usize,
+    partition: usize,
+    part: Arc<Partition>,
+    offset: i64,
+}
+
+/// The answer to a Produce: the response as of the appends, and the flushes it waits for
+/// (`acks=-1` under `log.flush.policy=fsync`). The connection keeps reading requests while
+/// these complete, so the requests of one connection share group-commit fsyncs.
+pub struct Produced {
+    pub response: Option<ProduceResponse>,
+    pub flushes: Vec<PendingFlush>,
+}
+
+impl Produced {
+    /// Waits for the flushes; a partition whose flush failed answers KAFKA_STORAGE_ERROR.
+    pub async fn finish(mut self) -> Option<ProduceResponse> {
+        for f in std::mem::take(&mut self.flushes) {
+            let Err(e) = f.part.flush_through(f.offset).await else {
+                continue;
+            };
+            let Some(p) = self
+                .response
+                .as_mut()
+                .and_then(|r| r.responses.get_mut(f.topic))
+                .and_then(|t| t.partition_responses.get_mut(f.partition))
+            else {
+                continue;
+            };
+            p.error_code = ErrorCode::KAFKA_STORAGE_ERROR.code();
+            p.error_message = Some(e.to_string());
+            p.base_offset = -1;
+        }
+        self.response
+    }
+}
+
+pub fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Produced {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut flushes = Vec::new();
     for topic in req.topic_data {
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
@@ -51,7 +94,17 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
             let result = if !matches!(acks, -1..=1) {
                 Err(reject(ErrorCode::INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
             } else {
-                produce_partition(broker, &topic.name, data, acks, version).await
+                produce_partition(broker, &topic.name, data, acks, version).map(|(response, flush)| {
+                    if let Some((part, offset)) = flush {
+                        flushes.push(PendingFlush {
+                            topic: responses.len(),
+                            partition: partition_responses.len(),
+                            part,
+                            offset,
+                        });
+                    }
+                    response
+                })
             };
             if result.is_err() {
                 broker.metrics.produce_failed(&topic.name);
@@ -85,21 +138,32 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
         });
     }
     if acks == 0 {
-        return None;
+        return Produced {
+            response: None,
+            flushes: Vec::new(),
+        };
     }
-    Some(ProduceResponse {
-        responses,
-        ..Default::default()
-    })
+    Produced {
+        response: Some(ProduceResponse {
+            responses,
+            ..Default::default()
+        }),
+        flushes,
+    }
 }
 
-async fn produce_partition(
+/// A partition and the offset its log must be flushed through.
+type FlushThrough = (Arc<Partition>, i64);
+
+/// Appends one partition's batch; returns its response and, when the client must wait for the
+/// disk, the partition and offset to flush through.
+fn produce_partition(
     broker: &Broker,
     topic: &str,
     data: PartitionProduceData,
     acks: i16,
     version: i16,
-) -> Result<PartitionProduceResponse, Rejection> {
+) -> Result<(PartitionProduceResponse, Option<FlushThrough>), Rejection> {
     let Some(part) = broker.replicas.get(topic, data.index) else {
         return Err(reject(
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -156,17 +220,17 @@ async fn produce_partition(
         let messages = u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0);
         broker.metrics.produced(topic, messages, records.len() as u64);
     }
-    if acks == -1 && settings.log.flush_policy == FlushPolicy::Fsync {
-        wait_for_flush(&part, info.last_offset).await?;
-    }
-    Ok(PartitionProduceResponse {
+    let flush =
+        (acks == -1 && settings.log.flush_policy == FlushPolicy::Fsync).then(|| (part.clone(), info.last_offset));
+    let response = PartitionProduceResponse {
         index: data.index,
         error_code: 0,
         base_offset: info.first_offset,
         log_append_time_ms: append_time,
         log_start_offset: info.log_start_offset,
         ..Default::default()
-    })
+    };
+    Ok((response, flush))
 }
 
 /// Topics only the broker's coordinators write.
@@ -184,12 +248,6 @@ fn storage_rejection(e: StorageError) -> Rejection {
         _ => ErrorCode::KAFKA_STORAGE_ERROR,
     };
     reject(code, e.to_string())
-}
-
-async fn wait_for_flush(part: &Partition, offset: i64) -> Result<(), Rejection> {
-    part.flush_through(offset)
-        .await
-        .map_err(|e| reject(ErrorCode::KAFKA_STORAGE_ERROR, e.to_string()))
 }
 
 /// Validates the producer's batch and returns the bytes to append (recompressed and stamped

@@ -121,6 +121,21 @@ impl Client {
         self.write_request(version, req);
     }
 
+    /// Sends `req` and returns its correlation id; `receive` reads the response later, so
+    /// several requests can be in flight on the connection.
+    pub fn send_pipelined<R: Api>(&mut self, version: i16, req: R) -> i32 {
+        self.write_request(version, req)
+    }
+
+    /// Reads the next response, which must be for `R` with correlation id `cid`.
+    pub fn receive<R: Api>(&mut self, version: i16, cid: i32) -> R::Response {
+        let frame = self.read_frame(R::KEY, version);
+        let (got_cid, body) = decode_response(frame, R::KEY, version)
+            .unwrap_or_else(|e| panic!("{} v{version}: undecodable response: {e}", R::KEY.name()));
+        assert_eq!(got_cid, cid, "{} v{version}: responses out of order", R::KEY.name());
+        R::from_body(body).unwrap_or_else(|| panic!("{} v{version}: wrong response type", R::KEY.name()))
+    }
+
     fn write_request<R: Api>(&mut self, version: i16, req: R) -> i32 {
         let cid = self.next_correlation_id;
         self.next_correlation_id += 1;
