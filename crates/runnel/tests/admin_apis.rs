@@ -1983,7 +1983,11 @@ fn fsync_policy_pipelined_requests_answer_in_order() {
         }
         let r = c.receive::<ProduceRequest>(11, cid);
         let p = &r.responses[0].partition_responses[0];
-        assert_eq!((p.error_code, p.base_offset), (NONE, next_offset), "appends in request order");
+        assert_eq!(
+            (p.error_code, p.base_offset),
+            (NONE, next_offset),
+            "appends in request order"
+        );
         next_offset += 3;
     }
     assert_eq!(list_offset(&mut c, 9, "pipelined", 0, -1).offset, 60);
