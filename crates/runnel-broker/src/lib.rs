@@ -11,6 +11,7 @@ pub mod config;
 pub mod group;
 pub mod handlers;
 pub mod http;
+pub mod internal_topic;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica;

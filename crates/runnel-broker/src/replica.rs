@@ -84,10 +84,9 @@ impl Partition {
     /// Publishes what an append or a deletion changed. Called with the log lock held so the
     /// published offsets are never older than what a reader of the log sees.
     pub fn publish(&self, log: &PartitionLog) {
-        let hw = log.log_end_offset();
-        let lso = log.first_unstable_offset().map_or(hw, |first| first.min(hw));
-        self.last_stable_offset.store(lso, Ordering::Release);
-        self.high_watermark.store(hw, Ordering::Release);
+        self.last_stable_offset
+            .store(last_stable_offset(log), Ordering::Release);
+        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
     }
 
@@ -117,6 +116,13 @@ impl Partition {
         self.log().mark_flushed(target.end_offset);
         Ok(())
     }
+}
+
+/// The first offset of the oldest open transaction, capped by the high watermark (the log end
+/// offset: one replica).
+fn last_stable_offset(log: &PartitionLog) -> i64 {
+    let hw = log.log_end_offset();
+    log.first_unstable_offset().map_or(hw, |first| first.min(hw))
 }
 
 /// All partitions hosted here.
@@ -206,10 +212,7 @@ impl ReplicaManager {
                 index: tp.1,
                 topic_id: topic.id,
                 high_watermark: AtomicI64::new(log.log_end_offset()),
-                last_stable_offset: AtomicI64::new(
-                    log.first_unstable_offset()
-                        .map_or(log.log_end_offset(), |f| f.min(log.log_end_offset())),
-                ),
+                last_stable_offset: AtomicI64::new(last_stable_offset(&log)),
                 log_start_offset: AtomicI64::new(log.log_start_offset()),
                 log: Mutex::new(log),
                 leader_epoch: AtomicI32::new(epoch),

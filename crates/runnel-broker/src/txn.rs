@@ -19,22 +19,20 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use runnel_coordinator::txn::{
     EndPlan, InitPlan, TxnCoordinator, TxnMetadata, TxnPartition, TxnRecord, TRANSACTION_STATE_TOPIC,
 };
 use runnel_coordinator::{partition_for, CoordinatorRecord};
-use runnel_metadata::controller::{self, CreateTopicSpec, CreateTopicsOptions};
-use runnel_protocol::records::{self, BatchBuilderParams, Compression, Record};
+use runnel_metadata::controller::CreateTopicSpec;
+use runnel_protocol::records::{self, BatchBuilderParams};
 use runnel_protocol::ErrorCode;
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
 use crate::broker::{now_ms, Broker, StartError};
 use crate::group::{self, OFFSETS_TOPIC};
+use crate::internal_topic;
 
-/// Bytes read per step while loading a partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 /// How often the ticker wakes; the configured intervals are checked at this granularity.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
@@ -121,17 +119,10 @@ pub async fn start(
 }
 
 fn topic_partitions(broker: &Broker) -> Option<i32> {
-    broker
-        .image()
-        .topic(TRANSACTION_STATE_TOPIC)
-        .map(|t| i32::try_from(t.partitions.len()).unwrap_or(0))
-        .filter(|n| *n > 0)
+    internal_topic::partitions(broker, TRANSACTION_STATE_TOPIC).filter(|n| *n > 0)
 }
 
 async fn ensure_topic(broker: &Broker) -> Result<i32, StartError> {
-    if let Some(n) = topic_partitions(broker) {
-        return Ok(n);
-    }
     let segment_bytes = broker
         .config
         .effective("transaction.state.log.segment.bytes")
@@ -152,24 +143,12 @@ async fn ensure_topic(broker: &Broker) -> Result<i32, StartError> {
             ),
         ],
     };
-    let opts = CreateTopicsOptions {
-        validate_only: false,
-        default_num_partitions: broker.config.num_partitions,
-        default_replication_factor: 1,
-        live_broker_ids: vec![broker.node_id],
-        topic_ids: vec![*uuid::Uuid::new_v4().as_bytes()],
-    };
-    let outcomes = broker
-        .propose(move |image| controller::create_topics(image, &[spec], &opts))
-        .await?;
-    for outcome in outcomes {
-        match outcome {
-            Ok(_) => tracing::info!("created {TRANSACTION_STATE_TOPIC}"),
-            Err(e) if e.code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => {}
-            Err(e) => tracing::error!(error = %e, "creating {TRANSACTION_STATE_TOPIC} failed"),
-        }
+    match internal_topic::ensure(broker, spec).await? {
+        0 => Err(StartError::Internal(format!(
+            "{TRANSACTION_STATE_TOPIC} was not created"
+        ))),
+        n => Ok(n),
     }
-    topic_partitions(broker).ok_or_else(|| StartError::Internal(format!("{TRANSACTION_STATE_TOPIC} was not created")))
 }
 
 /// Replays every partition of `__transaction_state` into the coordinator.
@@ -180,40 +159,26 @@ fn load(broker: &Broker, partitions: i32) -> Result<(), StartError> {
         let Some(part) = broker.replicas.get(TRANSACTION_STATE_TOPIC, partition) else {
             continue;
         };
-        let end = part.high_watermark();
-        let mut offset = part.log_start_offset();
-        while offset < end {
-            let read = part.log().read(offset, LOAD_READ_BYTES, end, true)?;
-            let mut next = offset;
-            for batch in records::batches(&read.records) {
-                let Ok((header, bytes)) = batch else {
-                    break;
-                };
-                next = header.last_offset() + 1;
-                if header.is_control() {
-                    continue;
-                }
-                let Ok(decoded) = records::decode_records(bytes, MAX_DECOMPRESSED_BYTES) else {
-                    tracing::warn!(partition, "undecodable batch in {TRANSACTION_STATE_TOPIC}");
-                    continue;
-                };
-                for r in decoded {
-                    let Some(key) = r.key else { continue };
-                    match TxnRecord::from_key_value(&key, r.value.as_deref()) {
-                        Ok(Some(rec)) => {
-                            state.apply(rec);
-                            applied += 1;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(partition, error = %e, "skipping {TRANSACTION_STATE_TOPIC} record"),
+        internal_topic::for_each_batch(&part, |header, bytes| {
+            if header.is_control() {
+                return;
+            }
+            let Ok(decoded) = records::decode_records(bytes, MAX_DECOMPRESSED_BYTES) else {
+                tracing::warn!(partition, "undecodable batch in {TRANSACTION_STATE_TOPIC}");
+                return;
+            };
+            for r in decoded {
+                let Some(key) = r.key else { continue };
+                match TxnRecord::from_key_value(&key, r.value.as_deref()) {
+                    Ok(Some(rec)) => {
+                        state.apply(rec);
+                        applied += 1;
                     }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(partition, error = %e, "skipping {TRANSACTION_STATE_TOPIC} record"),
                 }
             }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+        })?;
     }
     if applied > 0 {
         tracing::info!(records = applied, "loaded transaction coordinator state");
@@ -236,8 +201,11 @@ fn append(broker: &Broker, record: &TxnRecord) -> Result<(), ErrorCode> {
         ErrorCode::UNKNOWN_SERVER_ERROR
     })?;
     let now = now_ms();
-    let batch = encode_one(key, value, now)?;
-    let mut buf = BytesMut::from(&batch[..]);
+    let params = BatchBuilderParams {
+        base_timestamp: now,
+        ..Default::default()
+    };
+    let mut buf = internal_topic::encode_batch([(key, value)], &params).map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
     let mut log = part.log();
     log.append_as_leader(&mut buf, part.leader_epoch(), now).map_err(|e| {
         tracing::error!(error = %e, "writing to {TRANSACTION_STATE_TOPIC} failed");
@@ -245,22 +213,6 @@ fn append(broker: &Broker, record: &TxnRecord) -> Result<(), ErrorCode> {
     })?;
     part.publish(&log);
     Ok(())
-}
-
-fn encode_one(key: Bytes, value: Option<Bytes>, now: i64) -> Result<Bytes, ErrorCode> {
-    let record = Record {
-        attributes: 0,
-        timestamp_delta: 0,
-        offset_delta: 0,
-        key: Some(key),
-        value,
-        headers: Vec::new(),
-    };
-    let params = BatchBuilderParams {
-        base_timestamp: now,
-        ..Default::default()
-    };
-    records::encode_batch(&params, &[record], Compression::None).map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)
 }
 
 /// Writes `meta` and applies it, under the coordinator lock the caller holds.
@@ -390,29 +342,30 @@ pub async fn init_producer_id(
     let mut new_id = None;
     // At most: allocate an id, abort an ongoing transaction, then write.
     for _ in 0..4 {
-        let plan = {
+        // Written under the lock; what remains to do happens outside it.
+        let abort = {
             let mut state = broker.txns.state();
-            let plan = state.init_producer_id(transactional_id, timeout_ms, expected, new_id, now_ms())?;
-            match &plan {
+            match state.init_producer_id(transactional_id, timeout_ms, expected, new_id, now_ms())? {
                 InitPlan::Write(meta) => {
-                    write(broker, &mut state, meta)?;
+                    write(broker, &mut state, &meta)?;
                     return Ok((meta.producer_id, meta.producer_epoch));
                 }
-                InitPlan::AbortFirst(prepared) => write(broker, &mut state, prepared)?,
-                InitPlan::NeedProducerId => {}
+                InitPlan::AbortFirst(prepared) => {
+                    write(broker, &mut state, &prepared)?;
+                    Some(prepared)
+                }
+                InitPlan::NeedProducerId => None,
             }
-            plan
         };
-        match plan {
-            InitPlan::AbortFirst(prepared) => finish(broker, &prepared)?,
-            InitPlan::NeedProducerId => {
+        match abort {
+            Some(prepared) => finish(broker, &prepared)?,
+            None => {
                 let id = broker.producer_ids.next_id(broker).await.map_err(|e| {
                     tracing::warn!(error = %e, "cannot allocate a producer id");
                     ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
                 })?;
                 new_id = Some(id);
             }
-            InitPlan::Write(_) => unreachable!("returned above"),
         }
     }
     Err(ErrorCode::CONCURRENT_TRANSACTIONS)
@@ -469,18 +422,10 @@ pub fn append_txn_offsets(
         .get(OFFSETS_TOPIC, partition)
         .ok_or(ErrorCode::NOT_COORDINATOR)?;
     let now = now_ms();
-    let mut batch_records = Vec::with_capacity(offsets.len());
-    for (i, r) in offsets.iter().enumerate() {
-        let (key, value) = r.to_key_value().map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
-        batch_records.push(Record {
-            attributes: 0,
-            timestamp_delta: 0,
-            offset_delta: i32::try_from(i).map_err(|_| ErrorCode::INVALID_REQUEST)?,
-            key: Some(key),
-            value,
-            headers: Vec::new(),
-        });
-    }
+    let pairs = offsets
+        .iter()
+        .map(|r| r.to_key_value().map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR))
+        .collect::<Result<Vec<_>, _>>()?;
     let params = BatchBuilderParams {
         base_timestamp: now,
         producer_id,
@@ -489,9 +434,7 @@ pub fn append_txn_offsets(
         is_transactional: true,
         ..Default::default()
     };
-    let batch = records::encode_batch(&params, &batch_records, Compression::None)
-        .map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
-    let mut buf = BytesMut::from(&batch[..]);
+    let mut buf = internal_topic::encode_batch(pairs, &params).map_err(|_| ErrorCode::UNKNOWN_SERVER_ERROR)?;
     let mut log = part.log();
     log.append_as_coordinator(&mut buf, part.leader_epoch(), now)
         .map_err(|e| match e {

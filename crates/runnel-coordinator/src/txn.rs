@@ -52,6 +52,18 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state, in code order.
+    pub const ALL: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+
     pub fn code(self) -> i8 {
         match self {
             TxnState::Empty => 0,

@@ -1,18 +1,15 @@
 //! `__consumer_offsets` as a log: creating the topic, appending coordinator records as record
 //! batches, and reading a partition back at start-up.
 
-use bytes::{Bytes, BytesMut};
 use runnel_coordinator::{CoordinatorRecord, GroupCoordinator};
-use runnel_metadata::controller::{self, CreateTopicSpec, CreateTopicsOptions};
-use runnel_protocol::records::{self, BatchBuilderParams, Compression, Record};
-use runnel_protocol::ErrorCode;
+use runnel_metadata::controller::CreateTopicSpec;
+use runnel_protocol::records::{self, BatchBuilderParams};
 
 use crate::broker::{now_ms, Broker, StartError};
+use crate::internal_topic;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Bytes read per step while loading a partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 /// Upper bound on a decompressed batch while loading.
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 /// Kafka's segment size for the offsets topic (`offsets.topic.segment.bytes`).
@@ -30,18 +27,12 @@ pub enum AppendError {
 
 /// The partition count of `__consumer_offsets`, if it exists.
 pub fn offsets_topic_partitions(broker: &Broker) -> Option<i32> {
-    broker
-        .image()
-        .topic(OFFSETS_TOPIC)
-        .map(|t| i32::try_from(t.partitions.len()).unwrap_or(0))
+    internal_topic::partitions(broker, OFFSETS_TOPIC)
 }
 
 /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions` partitions) when it
 /// does not exist; returns its partition count.
 pub async fn ensure_offsets_topic(broker: &Broker) -> Result<i32, StartError> {
-    if let Some(n) = offsets_topic_partitions(broker) {
-        return Ok(n);
-    }
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: broker.config.offsets_topic_num_partitions.max(1),
@@ -53,24 +44,7 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<i32, StartError> {
             ("segment.bytes".into(), Some(OFFSETS_SEGMENT_BYTES.into())),
         ],
     };
-    let opts = CreateTopicsOptions {
-        validate_only: false,
-        default_num_partitions: broker.config.num_partitions,
-        default_replication_factor: 1,
-        live_broker_ids: vec![broker.node_id],
-        topic_ids: vec![*uuid::Uuid::new_v4().as_bytes()],
-    };
-    let outcomes = broker
-        .propose(move |image| controller::create_topics(image, &[spec], &opts))
-        .await?;
-    for outcome in outcomes {
-        match outcome {
-            Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
-            Err(e) if e.code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => {}
-            Err(e) => tracing::error!(error = %e, "creating {OFFSETS_TOPIC} failed"),
-        }
-    }
-    Ok(offsets_topic_partitions(broker).unwrap_or(0))
+    internal_topic::ensure(broker, spec).await
 }
 
 /// Appends `records` to `__consumer_offsets-<partition>` as one uncompressed batch.
@@ -80,25 +54,15 @@ pub fn append(broker: &Broker, partition: i32, records: &[CoordinatorRecord]) ->
         .get(OFFSETS_TOPIC, partition)
         .ok_or(AppendError::NoPartition(partition))?;
     let now = now_ms();
-    let mut batch_records = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let (key, value) = r.to_key_value().map_err(|e| AppendError::Encode(e.to_string()))?;
-        batch_records.push(Record {
-            attributes: 0,
-            timestamp_delta: 0,
-            offset_delta: i32::try_from(i).map_err(|_| AppendError::Encode("too many records".into()))?,
-            key: Some(key),
-            value,
-            headers: Vec::new(),
-        });
-    }
+    let pairs = records
+        .iter()
+        .map(|r| r.to_key_value().map_err(|e| AppendError::Encode(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     let params = BatchBuilderParams {
         base_timestamp: now,
         ..Default::default()
     };
-    let batch: Bytes = records::encode_batch(&params, &batch_records, Compression::None)
-        .map_err(|e| AppendError::Encode(e.to_string()))?;
-    let mut buf = BytesMut::from(&batch[..]);
+    let mut buf = internal_topic::encode_batch(pairs, &params).map_err(AppendError::Encode)?;
     {
         let mut log = part.log();
         log.append_as_leader(&mut buf, part.leader_epoch(), now)?;
@@ -114,35 +78,17 @@ pub fn load(broker: &Broker, partition: i32, coordinator: &mut GroupCoordinator)
     let Some(part) = broker.replicas.get(OFFSETS_TOPIC, partition) else {
         return Ok(0);
     };
-    let end = part.high_watermark();
-    let mut offset = part.log_start_offset();
     let mut applied = 0usize;
-    while offset < end {
-        let read = part.log().read(offset, LOAD_READ_BYTES, end, true)?;
-        let mut next = offset;
-        for batch in records::batches(&read.records) {
-            let (header, bytes) = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(partition, offset = next, error = %e, "unreadable batch in {OFFSETS_TOPIC}");
-                    break;
-                }
-            };
-            next = header.last_offset() + 1;
-            if header.is_control() {
-                if let Some(commit) = runnel_storage::control_marker_type(bytes) {
-                    coordinator.complete_txn(header.producer_id, commit);
-                }
-                continue;
+    internal_topic::for_each_batch(&part, |header, bytes| {
+        if header.is_control() {
+            if let Some(commit) = runnel_storage::control_marker_type(bytes) {
+                coordinator.complete_txn(header.producer_id, commit);
             }
-            let transactional = header.is_transactional().then_some(header.producer_id);
-            applied += replay_batch(bytes, partition, transactional, coordinator);
+            return;
         }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
+        let transactional = header.is_transactional().then_some(header.producer_id);
+        applied += replay_batch(bytes, partition, transactional, coordinator);
+    })?;
     Ok(applied)
 }
 

@@ -7,22 +7,11 @@ use runnel_protocol::generated::list_transactions_response::{ListTransactionsRes
 
 use crate::broker::{now_ms, Broker};
 
-const STATES: [TxnState; 8] = [
-    TxnState::Empty,
-    TxnState::Ongoing,
-    TxnState::PrepareCommit,
-    TxnState::PrepareAbort,
-    TxnState::CompleteCommit,
-    TxnState::CompleteAbort,
-    TxnState::Dead,
-    TxnState::PrepareEpochFence,
-];
-
 pub fn handle(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsResponse {
     let unknown_state_filters: Vec<String> = req
         .state_filters
         .iter()
-        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .filter(|f| !TxnState::ALL.iter().any(|s| s.name() == f.as_str()))
         .cloned()
         .collect();
     let now = now_ms();

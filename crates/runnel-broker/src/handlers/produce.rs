@@ -186,12 +186,10 @@ fn produce_partition(
     }
     let records = data.records.unwrap_or_default();
     let now = now_ms();
-    let mut buf = prepare(&records, &settings, now, version)?;
-    let transactional = records::batches(&buf)
-        .next()
-        .and_then(Result::ok)
-        .filter(|(h, _)| h.is_transactional())
-        .map(|(h, _)| (h.producer_id, h.producer_epoch));
+    let (mut buf, header) = prepare(&records, &settings, now, version)?;
+    let transactional = header
+        .is_transactional()
+        .then_some((header.producer_id, header.producer_epoch));
     let (info, append_time) = {
         let mut log = part.log();
         if let Some((producer_id, epoch)) = transactional {
@@ -251,8 +249,14 @@ fn storage_rejection(e: StorageError) -> Rejection {
 }
 
 /// Validates the producer's batch and returns the bytes to append (recompressed and stamped
-/// where the topic asks for it). Produce v3+ carries exactly one batch per partition.
-fn prepare(records: &Bytes, settings: &TopicSettings, now: i64, version: i16) -> Result<BytesMut, Rejection> {
+/// where the topic asks for it) with the batch's header. Produce v3+ carries exactly one batch
+/// per partition.
+fn prepare(
+    records: &Bytes,
+    settings: &TopicSettings,
+    now: i64,
+    version: i16,
+) -> Result<(BytesMut, records::BatchHeader), Rejection> {
     if records.is_empty() {
         return Err(reject(
             ErrorCode::CORRUPT_MESSAGE,
@@ -307,7 +311,7 @@ fn prepare(records: &Bytes, settings: &TopicSettings, now: i64, version: i16) ->
     if settings.timestamp_type == TimestampType::LogAppendTime {
         records::set_log_append_time_all(&mut out, now).map_err(record_rejection)?;
     }
-    Ok(out)
+    Ok((out, header))
 }
 
 /// Compacted topics need a key on every record (Kafka lists each offender in `record_errors`).
