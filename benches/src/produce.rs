@@ -107,21 +107,39 @@ fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, pacer: Pacer, se
     let ctx = AckContext::new(pacer.start, spec.warmup);
     let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
     let mut payload = vec![b'x'; spec.record_size];
+    let paced = pacer.interval_ns > 0.0;
+    let mut sent_ns = 0;
+    let mut create_time_ms = 0;
+    let mut unreported = 0;
     for i in 0..records {
         pacer.wait(i, &producer);
         if spec.stamp && payload.len() >= 8 {
             payload[..8].copy_from_slice(&wall_ns().to_le_bytes());
         }
-        let sent_ns = pacer.start.elapsed().as_nanos() as usize;
+        // Unpaced, a block of `POLL_EVERY` sends takes tens of microseconds: one clock read per
+        // block keeps ack times exact to that, against acks of milliseconds, and saves a clock
+        // read per record.
+        if paced || i % POLL_EVERY == 0 {
+            sent_ns = pacer.start.elapsed().as_nanos() as usize;
+            // CreateTime set here, as an application may, spares librdkafka a wall-clock read
+            // per record.
+            create_time_ms = (wall_ns() / 1_000_000) as i64;
+        }
         send(
             &producer,
-            BaseRecord::with_opaque_to(&spec.topic, sent_ns).payload(&payload[..]),
+            BaseRecord::with_opaque_to(&spec.topic, sent_ns)
+                .payload(&payload[..])
+                .timestamp(create_time_ms),
         )?;
-        sent.fetch_add(1, Ordering::Relaxed);
+        unreported += 1;
         if i % POLL_EVERY == 0 {
+            // `sent` is shared by every producer thread: adding to it per record would bounce
+            // its cache line between the cores on every send.
+            sent.fetch_add(std::mem::take(&mut unreported), Ordering::Relaxed);
             serve_deliveries(&producer);
         }
     }
+    sent.fetch_add(unreported, Ordering::Relaxed);
     drain(&producer)?;
     let ctx = producer.context();
     let ack_ns = ctx.ack_ns.lock().map_err(|_| "ack histogram poisoned")?.clone();
@@ -141,6 +159,7 @@ fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, pacer: Pacer, se
 fn serve_deliveries<C: ProducerContext + Delivered>(producer: &BaseProducer<C>) {
     loop {
         let before = producer.context().delivered();
+        producer.context().mark_poll();
         producer.poll(Duration::ZERO);
         if producer.context().delivered() == before {
             return;
@@ -148,14 +167,33 @@ fn serve_deliveries<C: ProducerContext + Delivered>(producer: &BaseProducer<C>) 
     }
 }
 
+fn poll_waiting<C: ProducerContext + Delivered>(producer: &BaseProducer<C>, wait: Duration) {
+    producer.context().mark_waiting_poll();
+    producer.poll(wait);
+}
+
 /// Count of delivery reports served so far, to tell whether a poll found one.
 trait Delivered {
     fn delivered(&self) -> u64;
+    /// Before a poll that does not wait: takes the time it starts, which stands for the ack time
+    /// of every report it serves.
+    fn mark_poll(&self);
+    /// Before a poll that may wait: its reports read the clock themselves.
+    fn mark_waiting_poll(&self);
 }
 
 impl Delivered for AckContext {
     fn delivered(&self) -> u64 {
         self.acked.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    fn mark_poll(&self) {
+        self.poll_ns
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn mark_waiting_poll(&self) {
+        self.poll_ns.store(0, Ordering::Relaxed);
     }
 }
 
@@ -166,7 +204,7 @@ fn send(producer: &BaseProducer<AckContext>, mut record: BaseRecord<'_, (), [u8]
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                producer.poll(Duration::from_millis(1));
+                poll_waiting(producer, Duration::from_millis(1));
             }
             Err((e, _)) => return Err(format!("send: {e}")),
         }
@@ -182,7 +220,7 @@ fn drain(producer: &BaseProducer<AckContext>) -> Result<()> {
                 producer.in_flight_count()
             ));
         }
-        producer.poll(Duration::from_millis(10));
+        poll_waiting(producer, Duration::from_millis(10));
     }
     Ok(())
 }
@@ -191,6 +229,10 @@ fn drain(producer: &BaseProducer<AckContext>) -> Result<()> {
 struct AckContext {
     epoch: Instant,
     record_from_ns: u64,
+    /// When the current poll started (ns since `epoch`), or 0 if it may wait. A poll serves
+    /// one produce response, whose reports all arrived together, so one clock read per
+    /// response is enough.
+    poll_ns: AtomicU64,
     acked: AtomicU64,
     failed: AtomicU64,
     ack_ns: Mutex<Histogram<u64>>,
@@ -202,6 +244,7 @@ impl AckContext {
         AckContext {
             epoch,
             record_from_ns: warmup.as_nanos() as u64,
+            poll_ns: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             ack_ns: Mutex::new(new_ns_histogram()),
@@ -216,7 +259,10 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
-        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let now_ns = match self.poll_ns.load(Ordering::Relaxed) {
+            0 => self.epoch.elapsed().as_nanos() as u64,
+            polled_ns => polled_ns,
+        };
         match result {
             Ok(_) => {
                 self.acked.fetch_add(1, Ordering::Relaxed);
@@ -270,7 +316,7 @@ impl Pacer {
         loop {
             match pause(due, self.start.elapsed()) {
                 Pause::Go => return,
-                Pause::PollMs(ms) => producer.poll(Duration::from_millis(ms)),
+                Pause::PollMs(ms) => poll_waiting(producer, Duration::from_millis(ms)),
                 Pause::Sleep(d) => {
                     serve_deliveries(producer);
                     std::thread::sleep(d);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::broker::Broker;
-use crate::kafka::{block_on, client_config};
+use crate::kafka::{block_on, client_config, parse_kv, settings};
 use crate::procstat::rss_kib;
 use crate::report::Report;
 use crate::Result;
@@ -30,24 +30,33 @@ pub struct StartArgs {
     idle_ms: u64,
     #[arg(long)]
     json: bool,
+    /// librdkafka property for the producer, overriding ours (repeatable), e.g. -X debug=all.
+    #[arg(short = 'X', long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 pub fn run(a: &StartArgs) -> Result<()> {
-    let config = vec![
+    let overrides = a.set.iter().map(|s| parse_kv(s)).collect::<Result<Vec<_>>>()?;
+    let settings = settings(
+        vec![
+            ("acks".to_string(), "all".to_string()),
+            ("linger.ms".into(), "0".into()),
+        ],
+        &overrides,
+    );
+    let mut config = vec![
         ("broker_bin".to_string(), a.bin.display().to_string()),
         ("broker_overrides".into(), a.broker_overrides.join(" ")),
-        ("producer.acks".into(), "all".into()),
-        ("producer.linger.ms".into(), "0".into()),
         ("idle_ms".into(), a.idle_ms.to_string()),
         ("runs".into(), a.runs.to_string()),
     ];
+    config.extend(settings.iter().map(|(k, v)| (format!("producer.{k}"), v.clone())));
     let mut report = Report::new("start", a.json, config);
     for run in 0..a.runs {
         let begin = Instant::now();
         let broker = Broker::spawn(&a.bin, &a.broker_overrides, &format!("start-{run}"))?;
         let listening = begin.elapsed();
-        first_produce(&broker.bootstrap)?;
-        let acked = begin.elapsed();
+        let acked = first_produce(&broker.bootstrap, &settings)?.duration_since(begin);
         std::thread::sleep(Duration::from_millis(a.idle_ms));
         let rss_mib = broker.pid.and_then(rss_kib).map_or(f64::NAN, |k| k as f64 / 1024.0);
         drop(broker);
@@ -62,16 +71,16 @@ pub fn run(a: &StartArgs) -> Result<()> {
 }
 
 /// One record with acks=all to a topic the broker auto-creates, as a first client would.
-fn first_produce(bootstrap: &str) -> Result<()> {
-    let settings = [
-        ("acks".to_string(), "all".to_string()),
-        ("linger.ms".into(), "0".into()),
-    ];
-    let producer: FutureProducer = client_config(bootstrap, &settings)
+/// Returns when the acknowledgement arrived: dropping the producer afterwards joins rdkafka's
+/// polling thread, which can sit out its 100 ms poll, and is not part of the broker's answer.
+fn first_produce(bootstrap: &str, settings: &[(String, String)]) -> Result<Instant> {
+    let producer: FutureProducer = client_config(bootstrap, settings)
         .create()
         .map_err(|e| format!("producer: {e}"))?;
     let record = FutureRecord::to("cold-start").key("k").payload("first");
-    block_on(producer.send(record, Duration::from_secs(10)))
-        .map(|_| ())
-        .map_err(|(e, _)| format!("first produce: {e}"))
+    let acked = block_on(producer.send(record, Duration::from_secs(10)))
+        .map(|_| Instant::now())
+        .map_err(|(e, _)| format!("first produce: {e}"))?;
+    drop(producer);
+    Ok(acked)
 }
