@@ -20,7 +20,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use runnel_protocol::generated::{
     consumer_group_describe_request, consumer_group_describe_response, list_groups_request, list_groups_response,
-    ApiKey, RequestBody, ResponseBody,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,25 +27,8 @@ const TOPIC: &str = "kip848";
 const GROUP: &str = "kip848-group";
 const PARTITIONS: i32 = 6;
 
-macro_rules! group_api {
-    ($($variant:ident: $req:path => $resp:path;)*) => {$(
-        impl kafka::Api for $req {
-            const KEY: ApiKey = ApiKey::$variant;
-            type Response = $resp;
-            fn into_body(self) -> RequestBody {
-                RequestBody::$variant(self)
-            }
-            fn from_body(body: ResponseBody) -> Option<$resp> {
-                match body {
-                    ResponseBody::$variant(r) => Some(r),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-group_api! {
+// The data-path APIs are declared in `common/kafka.rs`; the ones only this file sends, here.
+kafka::api! {
     ConsumerGroupDescribe: consumer_group_describe_request::ConsumerGroupDescribeRequest
         => consumer_group_describe_response::ConsumerGroupDescribeResponse;
     ListGroups: list_groups_request::ListGroupsRequest => list_groups_response::ListGroupsResponse;

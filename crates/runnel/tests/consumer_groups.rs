@@ -32,34 +32,15 @@ use rdkafka::{Offset, TopicPartitionList};
 use runnel_protocol::generated::{
     describe_groups_request, describe_groups_response, find_coordinator_request, find_coordinator_response,
     list_groups_request, list_groups_response, offset_delete_request, offset_delete_response, offset_fetch_request,
-    offset_fetch_response, ApiKey, RequestBody, ResponseBody,
+    offset_fetch_response,
 };
 
 const CHILD_ENV: &str = "RUNNEL_CG_CHILD";
 const TIMEOUT: Duration = Duration::from_secs(60);
 const SESSION_TIMEOUT_MS: &str = "6000";
 
-// The typed raw client in `common/kafka.rs` knows the data-path APIs; the group APIs this file
-// sends directly are declared here.
-macro_rules! group_api {
-    ($($variant:ident: $req:path => $resp:path;)*) => {$(
-        impl kafka::Api for $req {
-            const KEY: ApiKey = ApiKey::$variant;
-            type Response = $resp;
-            fn into_body(self) -> RequestBody {
-                RequestBody::$variant(self)
-            }
-            fn from_body(body: ResponseBody) -> Option<$resp> {
-                match body {
-                    ResponseBody::$variant(r) => Some(r),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-group_api! {
+// The data-path APIs are declared in `common/kafka.rs`; the ones only this file sends, here.
+kafka::api! {
     FindCoordinator: find_coordinator_request::FindCoordinatorRequest => find_coordinator_response::FindCoordinatorResponse;
     ListGroups: list_groups_request::ListGroupsRequest => list_groups_response::ListGroupsResponse;
     DescribeGroups: describe_groups_request::DescribeGroupsRequest => describe_groups_response::DescribeGroupsResponse;

@@ -27,7 +27,7 @@ use runnel_protocol::generated::{
     describe_producers_request, describe_producers_response, describe_transactions_request,
     describe_transactions_response, end_txn_request, end_txn_response, find_coordinator_request,
     find_coordinator_response, init_producer_id_request, init_producer_id_response, list_transactions_request,
-    list_transactions_response, offset_fetch_response, txn_offset_commit_response, ApiKey, RequestBody, ResponseBody,
+    list_transactions_response, offset_fetch_response, txn_offset_commit_response,
 };
 use runnel_protocol::records::{encode_batch, BatchBuilderParams, Compression, Record};
 
@@ -42,27 +42,8 @@ const PRODUCER_FENCED: i16 = 90;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
-// The typed client in `common/kafka.rs` knows the data-path APIs; the transaction APIs this
-// file sends are declared here.
-macro_rules! txn_api {
-    ($($variant:ident: $req:path => $resp:path;)*) => {$(
-        impl kafka::Api for $req {
-            const KEY: ApiKey = ApiKey::$variant;
-            type Response = $resp;
-            fn into_body(self) -> RequestBody {
-                RequestBody::$variant(self)
-            }
-            fn from_body(body: ResponseBody) -> Option<$resp> {
-                match body {
-                    ResponseBody::$variant(r) => Some(r),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-txn_api! {
+// The data-path APIs are declared in `common/kafka.rs`; the ones only this file sends, here.
+kafka::api! {
     FindCoordinator: find_coordinator_request::FindCoordinatorRequest => find_coordinator_response::FindCoordinatorResponse;
     InitProducerId: init_producer_id_request::InitProducerIdRequest => init_producer_id_response::InitProducerIdResponse;
     AddPartitionsToTxn: AddPartitionsToTxnRequest => add_partitions_to_txn_response::AddPartitionsToTxnResponse;

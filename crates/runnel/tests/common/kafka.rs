@@ -28,23 +28,27 @@ pub trait Api: Sized {
     fn from_body(body: ResponseBody) -> Option<Self::Response>;
 }
 
+/// Declares request types the client can send. Test files add the APIs they alone use with
+/// `kafka::api! { … }` (each type once per test binary), so the list here stays the data path.
 macro_rules! api {
     ($($variant:ident: $req:path => $resp:path;)*) => {$(
-        impl Api for $req {
-            const KEY: ApiKey = ApiKey::$variant;
+        impl $crate::kafka::Api for $req {
+            const KEY: runnel_protocol::generated::ApiKey = runnel_protocol::generated::ApiKey::$variant;
             type Response = $resp;
-            fn into_body(self) -> RequestBody {
-                RequestBody::$variant(self)
+            fn into_body(self) -> runnel_protocol::generated::RequestBody {
+                runnel_protocol::generated::RequestBody::$variant(self)
             }
-            fn from_body(body: ResponseBody) -> Option<$resp> {
+            fn from_body(body: runnel_protocol::generated::ResponseBody) -> Option<$resp> {
                 match body {
-                    ResponseBody::$variant(r) => Some(r),
+                    runnel_protocol::generated::ResponseBody::$variant(r) => Some(r),
                     _ => None,
                 }
             }
         }
     )*};
 }
+#[allow(unused_imports)]
+pub(crate) use api;
 
 api! {
     ApiVersions: api_versions_request::ApiVersionsRequest => api_versions_response::ApiVersionsResponse;
