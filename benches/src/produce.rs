@@ -113,17 +113,22 @@ fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, pacer: Pacer, se
     let mut unreported = 0;
     for i in 0..records {
         pacer.wait(i, &producer);
-        if spec.stamp && payload.len() >= 8 {
-            payload[..8].copy_from_slice(&wall_ns().to_le_bytes());
-        }
         // Unpaced, a block of `POLL_EVERY` sends takes tens of microseconds: one clock read per
         // block keeps ack times exact to that, against acks of milliseconds, and saves a clock
         // read per record.
-        if paced || i % POLL_EVERY == 0 {
-            sent_ns = pacer.start.elapsed().as_nanos() as usize;
-            // CreateTime set here, as an application may, spares librdkafka a wall-clock read
-            // per record.
-            create_time_ms = (wall_ns() / 1_000_000) as i64;
+        let refresh = paced || i % POLL_EVERY == 0;
+        let stamp = spec.stamp && payload.len() >= 8;
+        if refresh || stamp {
+            let now_ns = wall_ns();
+            if stamp {
+                payload[..8].copy_from_slice(&now_ns.to_le_bytes());
+            }
+            if refresh {
+                sent_ns = pacer.start.elapsed().as_nanos() as usize;
+                // CreateTime set here, as an application may, spares librdkafka a wall-clock
+                // read per record.
+                create_time_ms = (now_ns / 1_000_000) as i64;
+            }
         }
         send(
             &producer,
