@@ -97,10 +97,20 @@ impl Broker {
         TopicSettings::resolve(&self.config, image, &topic.name)
     }
 
-    /// Opens, deletes and reconfigures partition logs to match `image`.
+    /// Opens, deletes and reconfigures partition logs to match `image`. Creating a topic of
+    /// thousands of partitions takes seconds of file work: on a multi-threaded runtime the
+    /// calling worker hands its other tasks (other connections) to another thread meanwhile.
     pub fn sync_partitions(&self, image: &MetadataImage) -> Result<(), runnel_storage::StorageError> {
-        self.replicas
-            .sync_with_image(image, &|t| self.settings_for(image, t), now_ms())
+        let sync = || {
+            self.replicas
+                .sync_with_image(image, &|t| self.settings_for(image, t), now_ms())
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(sync)
+            }
+            _ => sync(),
+        }
     }
 
     /// Writes `records` decided by `decide` through the quorum, then makes the partition logs

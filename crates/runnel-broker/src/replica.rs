@@ -130,6 +130,9 @@ pub struct ReplicaManager {
     node_id: i32,
     log_dir: PathBuf,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Held for a whole `sync_with_image`, so two syncs never open the same log twice, while
+    /// the map's own lock is held only to look up and to swap entries, never across file work.
+    syncing: Mutex<()>,
     /// Woken on every append, so parked fetches re-check instead of polling on a timer.
     pub appended: Notify,
 }
@@ -140,6 +143,7 @@ impl ReplicaManager {
             node_id,
             log_dir,
             partitions: RwLock::new(HashMap::new()),
+            syncing: Mutex::new(()),
             appended: Notify::new(),
         }
     }
@@ -183,28 +187,43 @@ impl ReplicaManager {
                 }
             }
         }
-        let mut map = self.partitions.write().expect("replica map lock poisoned");
-        let stale: Vec<TopicPartition> = map
-            .iter()
-            .filter(|(tp, part)| wanted.get(*tp).is_none_or(|(t, _, _)| t.id != part.topic_id))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in stale {
-            if let Some(part) = map.remove(&tp) {
-                tracing::info!(topic = %tp.0, partition = tp.1, "deleting partition log");
-                delete_partition(part)?;
+        let _syncing = self.syncing.lock().expect("replica sync lock poisoned");
+        // Creating a topic opens a log per partition, and deleting one removes files: none of
+        // that happens under the map's lock, which every produce and fetch takes to look up
+        // its partition.
+        let mut missing = Vec::new();
+        {
+            let map = self.partitions.read().expect("replica map lock poisoned");
+            for (tp, (topic, epoch, settings)) in wanted.iter() {
+                // A partition of a deleted topic of the same name is replaced, below.
+                let Some(part) = map.get(tp).filter(|part| part.topic_id == topic.id) else {
+                    missing.push(tp.clone());
+                    continue;
+                };
+                part.leader_epoch.store(*epoch, Ordering::Release);
+                if *part.settings() != **settings {
+                    part.log().update_config(settings.log.clone());
+                    *part.settings.write().expect("settings lock poisoned") = settings.clone();
+                }
             }
         }
-        for (tp, (topic, epoch, settings)) in wanted {
-            if let Some(part) = map.get(&tp) {
-                part.leader_epoch.store(epoch, Ordering::Release);
-                let changed = *part.settings() != *settings;
-                if changed {
-                    part.log().update_config(settings.log.clone());
-                    *part.settings.write().expect("settings lock poisoned") = settings;
-                }
+        let removed: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().expect("replica map lock poisoned");
+            let keys: Vec<TopicPartition> = map
+                .iter()
+                .filter(|(tp, part)| wanted.get(*tp).is_none_or(|(t, _, _)| t.id != part.topic_id))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            keys.iter().filter_map(|tp| map.remove(tp)).collect()
+        };
+        for part in removed {
+            tracing::info!(topic = %part.topic, partition = part.index, "deleting partition log");
+            delete_partition(part)?;
+        }
+        for tp in missing {
+            let Some((topic, epoch, settings)) = wanted.remove(&tp) else {
                 continue;
-            }
+            };
             let dir = self.log_dir.join(format!("{}-{}", tp.0, tp.1));
             let log = PartitionLog::open(&dir, Some(topic.id), settings.log.clone(), now_ms)?;
             let part = Partition {
@@ -219,6 +238,7 @@ impl ReplicaManager {
                 settings: RwLock::new(settings),
                 flush_lock: tokio::sync::Mutex::new(()),
             };
+            let mut map = self.partitions.write().expect("replica map lock poisoned");
             map.insert(tp, Arc::new(part));
         }
         Ok(())

@@ -570,6 +570,73 @@ fn metadata_topic_ids_brokers_and_controller() {
 // CreateTopics
 // ---------------------------------------------------------------------------------------------
 
+/// Creating a topic opens one log per partition. Other connections go on being served
+/// meanwhile: produces to another topic complete while the new topic's partition directories
+/// are still appearing (before, the partition map stayed write-locked for the whole creation,
+/// so every produce and fetch, and the async worker serving it, waited for all of it).
+#[test]
+fn creating_a_wide_topic_does_not_stall_other_connections() {
+    const PARTITIONS: i32 = 2000;
+    let b = Broker::start();
+    let mut producer = client(&b);
+    create(&mut producer, "steady", 1, &[]);
+    produce_ok(&mut producer, "steady", 0, batch(1, 10));
+
+    let mut creator = client(&b);
+    creator.set_read_timeout(Duration::from_secs(300));
+    let cid = creator.send_pipelined(
+        7,
+        CreateTopicsRequest {
+            topics: vec![topic_spec("wide", PARTITIONS, &[])],
+            timeout_ms: 300_000,
+            ..Default::default()
+        },
+    );
+    let created = std::sync::atomic::AtomicBool::new(false);
+    let wide_dirs = || {
+        std::fs::read_dir(b.data())
+            .expect("data dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("wide-"))
+            })
+            .count()
+    };
+    let (produced, produced_mid_creation) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let r = creator.receive::<CreateTopicsRequest>(7, cid);
+            created.store(true, std::sync::atomic::Ordering::Release);
+            r
+        });
+        let (mut produced, mut mid) = (0, 0);
+        while !created.load(std::sync::atomic::Ordering::Acquire) {
+            produce_ok(&mut producer, "steady", 0, batch(1, 10));
+            produced += 1;
+            let dirs = wide_dirs();
+            if dirs > 0 && dirs < PARTITIONS as usize {
+                mid += 1;
+            }
+        }
+        let r = waiter.join().expect("creator thread");
+        assert_eq!(r.topics.len(), 1);
+        assert_eq!(
+            r.topics[0].error_code, NONE,
+            "create wide: {:?}",
+            r.topics[0].error_message
+        );
+        (produced, mid)
+    });
+    assert_eq!(wide_dirs(), PARTITIONS as usize, "every partition of wide has its log");
+    assert!(
+        produced_mid_creation > 0,
+        "no produce completed while wide's {PARTITIONS} partition logs were being created ({produced} in all)"
+    );
+    assert_eq!(
+        topic_md(&mut producer, 12, "wide").partitions.len(),
+        PARTITIONS as usize
+    );
+}
+
 #[test]
 fn create_topics_basic_validate_only_and_errors() {
     let b = shared();
