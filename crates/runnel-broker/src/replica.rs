@@ -250,6 +250,7 @@ impl ReplicaManager {
             if part.settings().compact {
                 clean_partition(&part, now_ms);
             }
+            sync_rolled_segments(&part);
             let mut log = part.log();
             let hw = part.high_watermark();
             // Time and size retention apply only where the cleanup policy includes `delete`.
@@ -329,6 +330,24 @@ fn clean_partition(part: &Partition, now_ms: i64) {
         Err(e) => tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "cleaner swap failed"),
     }
     part.publish(&log);
+}
+
+/// Syncs the segments `part` rolled since the last pass, outside its log lock (appends and
+/// fetches go on meanwhile), then lets its recovery point move past them.
+fn sync_rolled_segments(part: &Partition) {
+    let Some(rolled) = part.log().roll_sync() else {
+        return;
+    };
+    let synced = rolled
+        .sync()
+        .map_err(|e| StorageError::Io {
+            path: part.dir(),
+            source: e,
+        })
+        .and_then(|()| part.log().mark_rolls_synced(&rolled));
+    if let Err(e) = synced {
+        tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "syncing rolled segments failed");
+    }
 }
 
 fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {

@@ -10,7 +10,7 @@
 //! `.txnindex` describe exactly the batches in the log (rebuilt by replay after truncation and
 //! after a crash).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::producer_state::{self, AppendCheck, AppendOrigin, BatchMetadata, ProducerStateManager};
-use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, LOG_SUFFIX};
+use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, LOG_SUFFIX};
 use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -79,17 +79,32 @@ pub struct RetentionOutcome {
     pub log_start_offset: i64,
 }
 
-/// What a group commit must fdatasync to cover every append so far: sync `file` outside the
-/// partition lock, then call `mark_flushed(end_offset)`. Earlier segments were synced on roll.
+/// What a group commit must fdatasync to cover every append so far: sync the files outside the
+/// partition lock, then call `mark_flushed(end_offset)`. The files are the active segment's log
+/// and those of segments rolled since their last sync.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
-    pub file: Arc<File>,
+    files: Vec<Arc<File>>,
     pub end_offset: i64,
 }
 
 impl SyncTarget {
     pub fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.files.iter().try_for_each(|f| f.sync_data())
+    }
+}
+
+/// Segments rolled and not yet synced, with their indexes: sync them outside the partition
+/// lock, then call `mark_rolls_synced`, which moves the recovery point past them. Kafka also
+/// flushes a rolled segment in the background rather than on the append that rolled it.
+#[derive(Debug, Clone)]
+pub struct RollSync {
+    segments: Vec<(i64, SegmentFiles)>,
+}
+
+impl RollSync {
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.segments.iter().try_for_each(|(_, files)| files.sync())
     }
 }
 
@@ -103,6 +118,9 @@ pub struct PartitionLog {
     log_start_offset: i64,
     recovery_point: i64,
     flushed_offset: i64,
+    /// Base offsets of inactive segments above the recovery point whose data may not be on
+    /// disk yet (rolled, or recovered at open): the recovery point stays at the first of them.
+    unsynced: BTreeSet<i64>,
     unflushed_messages: u64,
     last_flush_ms: i64,
     epochs: LeaderEpochCache,
@@ -202,6 +220,7 @@ impl PartitionLog {
             log_start_offset: 0,
             recovery_point: 0,
             flushed_offset: 0,
+            unsynced: BTreeSet::new(),
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             epochs: LeaderEpochCache::open(dir)?,
@@ -220,6 +239,13 @@ impl PartitionLog {
         log.log_start_offset = start_checkpoint.unwrap_or(first_base).max(first_base).min(leo);
         log.recovery_point = if clean { leo } else { recovery_point.min(leo) };
         log.flushed_offset = log.recovery_point;
+        let active_base = log.active().base_offset;
+        log.unsynced = log
+            .segments
+            .values()
+            .filter(|s| s.base_offset < active_base && s.next_offset > log.recovery_point)
+            .map(|s| s.base_offset)
+            .collect();
         log.epochs.truncate_from_end(leo)?;
         log.epochs.truncate_from_start(log.log_start_offset)?;
         log.load_producer_state()?;
@@ -269,6 +295,12 @@ impl PartitionLog {
 
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    /// Below this offset the log is known to be on disk; recovery after a crash scans from the
+    /// segment holding it.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     pub fn segment_count(&self) -> usize {
@@ -587,21 +619,59 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Starts a new active segment at the log end offset. The old one is trimmed and synced, and
-    /// the recovery point moves past it, as Kafka does on roll.
+    /// Starts a new active segment at the log end offset. The old one is trimmed; syncing it is
+    /// left to `roll_sync` (a background task), as Kafka does: an fdatasync of a whole segment
+    /// here would hold the partition's appends and reads for as long as the disk takes to write
+    /// it (half a second for a 1 GiB segment on our test VM).
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let new_base = self.log_end_offset();
         let old = self.active_mut();
         old.make_inactive()?;
-        old.flush()?;
+        let old_base = old.base_offset;
         let segment = Segment::create(&self.dir, new_base, self.config.index_bytes(), now_ms)?;
         self.segments.insert(new_base, segment);
         sync_dir(&self.dir)?;
         // The state now covers exactly the batches below `new_base`: recovery restarts here.
+        // (A snapshot beyond what survives a crash is ignored at load.)
         self.producers.write_snapshot(&self.dir, new_base)?;
-        self.recovery_point = self.recovery_point.max(new_base);
-        self.flushed_offset = self.flushed_offset.max(new_base);
-        self.write_recovery_point()
+        self.unsynced.insert(old_base);
+        Ok(())
+    }
+
+    /// Inactive segments whose data may not be on disk, oldest first (entries of segments
+    /// since deleted or truncated away are skipped).
+    fn unsynced_segments(&self) -> impl Iterator<Item = &Segment> + '_ {
+        let active_base = self.active().base_offset;
+        self.unsynced
+            .iter()
+            .filter(move |base| **base < active_base)
+            .filter_map(|base| self.segments.get(base))
+    }
+
+    /// The rolled segments still to sync, if any (see `RollSync`).
+    pub fn roll_sync(&self) -> Option<RollSync> {
+        let segments: Vec<(i64, SegmentFiles)> = self
+            .unsynced_segments()
+            .map(|s| (s.base_offset, s.sync_files()))
+            .collect();
+        (!segments.is_empty()).then_some(RollSync { segments })
+    }
+
+    /// Records that `done`'s segments are on disk: the recovery point moves up to the first
+    /// segment still unsynced (the active one when none is).
+    pub fn mark_rolls_synced(&mut self, done: &RollSync) -> Result<(), StorageError> {
+        for (base, _) in &done.segments {
+            self.unsynced.remove(base);
+        }
+        let live: BTreeSet<i64> = self.unsynced_segments().map(|s| s.base_offset).collect();
+        self.unsynced = live;
+        let durable = self.unsynced.first().copied().unwrap_or(self.active().base_offset);
+        self.flushed_offset = self.flushed_offset.max(durable);
+        if durable > self.recovery_point {
+            self.recovery_point = durable;
+            self.write_recovery_point()?;
+        }
+        Ok(())
     }
 
     fn write_recovery_point(&self) -> Result<(), StorageError> {
@@ -922,10 +992,14 @@ impl PartitionLog {
         self.config = config;
     }
 
-    /// fdatasyncs the active segment (earlier ones were synced on roll) and its indexes, and
-    /// moves the recovery point to the log end offset.
+    /// fdatasyncs the segments rolled since their last sync and the active one, with their
+    /// indexes, and moves the recovery point to the log end offset.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset();
+        for segment in self.unsynced_segments() {
+            segment.flush()?;
+        }
+        self.unsynced.clear();
         self.active().flush()?;
         self.flushed_offset = leo;
         self.unflushed_messages = 0;
@@ -937,8 +1011,10 @@ impl PartitionLog {
     }
 
     pub fn sync_target(&self) -> SyncTarget {
+        let mut files: Vec<Arc<File>> = self.unsynced_segments().map(|s| s.log_file()).collect();
+        files.push(self.active().log_file());
         SyncTarget {
-            file: self.active().log_file(),
+            files,
             end_offset: self.log_end_offset(),
         }
     }
@@ -1098,8 +1174,22 @@ fn load_segments(
     let mut changed = false;
     for (i, base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
-        let (segment, rebuilt) = load_segment(dir, config, *base, next_base, recovery_point, now_ms)?;
-        changed |= rebuilt;
+        let (segment, loaded) = load_segment(dir, config, *base, next_base, recovery_point, now_ms)?;
+        changed |= loaded != Loaded::Trusted;
+        if loaded == Loaded::Truncated && next_base.is_some() {
+            // A rolled segment is synced in the background, so a crash can leave its tail torn
+            // while later segments reached the disk. Past the recovery point nothing of it was
+            // known durable: as Kafka does, the log ends at the last valid batch and the later
+            // segments go.
+            let later = &bases[i + 1..];
+            tracing::warn!(path = %segment.log_path().display(), dropped_segments = later.len(), "log ends in an unsynced segment; removing the segments after it");
+            for later_base in later {
+                remove_segment_files(dir, *later_base)?;
+            }
+            sync_dir(dir)?;
+            segments.insert(*base, segment);
+            break;
+        }
         if let Some(nb) = next_base {
             if segment.next_offset > nb {
                 return Err(StorageError::CorruptSegment {
@@ -1123,6 +1213,32 @@ fn load_segments(
     Ok((segments, changed))
 }
 
+/// How `load_segment` found a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    /// Its indexes were trusted as they are.
+    Trusted,
+    /// Scanned and its indexes rebuilt; every batch was valid.
+    Rebuilt,
+    /// Scanned, and cut at its first invalid batch.
+    Truncated,
+}
+
+/// Removes a segment's log and index files (those that exist).
+fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
+    for suffix in [LOG_SUFFIX, "index", "timeindex", "txnindex"] {
+        let path = dir.join(file_name(base, suffix));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Opens one segment. Below the recovery point its indexes are trusted when they look sane;
+/// past it the segment is scanned, and a torn or corrupt tail is cut off. An invalid batch in
+/// a segment wholly below the recovery point (data known to be on disk) is a disk fault.
 fn load_segment(
     dir: &Path,
     config: &LogConfig,
@@ -1130,7 +1246,7 @@ fn load_segment(
     next_base: Option<i64>,
     recovery_point: i64,
     now_ms: i64,
-) -> Result<(Segment, bool), StorageError> {
+) -> Result<(Segment, Loaded), StorageError> {
     let is_last = next_base.is_none();
     let index_bytes = config.index_bytes();
     let interval = config.index_interval_bytes;
@@ -1142,17 +1258,18 @@ fn load_segment(
     let mut segment = Segment::open(dir, base, capacity, now_ms)?;
     let past_recovery_point = next_base.is_none_or(|nb| nb > recovery_point);
     if !past_recovery_point && segment.load_trusted(interval) {
-        return Ok((segment, false));
+        return Ok((segment, Loaded::Trusted));
     }
     if past_recovery_point && is_last && clean && segment.load_trusted(interval) {
-        return Ok((segment, false));
+        return Ok((segment, Loaded::Trusted));
     }
     segment.make_active(index_bytes)?;
     // Recovered data may hold markers the index never saw, or lost ones it did.
     segment.txn_index_needs_rebuild = true;
     let outcome = segment.scan_and_rebuild(interval)?;
+    let mut loaded = Loaded::Rebuilt;
     if let Some(reason) = outcome.problem {
-        if !is_last {
+        if !past_recovery_point {
             return Err(StorageError::CorruptSegment {
                 path: segment.log_path().to_path_buf(),
                 position: outcome.valid_bytes,
@@ -1161,11 +1278,12 @@ fn load_segment(
         }
         tracing::warn!(path = %segment.log_path().display(), position = outcome.valid_bytes, %reason, "truncating the log's torn or corrupt tail");
         segment.truncate_file_to_size()?;
+        loaded = Loaded::Truncated;
     }
-    if !is_last {
+    if !is_last && loaded != Loaded::Truncated {
         segment.make_inactive()?;
     }
-    Ok((segment, true))
+    Ok((segment, loaded))
 }
 
 fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {

@@ -44,6 +44,28 @@ pub(crate) struct ScanOutcome {
     pub(crate) problem: Option<String>,
 }
 
+/// A segment's files to fdatasync, taken under the log lock and synced outside it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentFiles {
+    log: Arc<File>,
+    indexes: Vec<PathBuf>,
+}
+
+impl SegmentFiles {
+    /// Syncs the log file, then each index that still exists (retention may have renamed a
+    /// segment's files meanwhile: a segment on its way out needs no sync).
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.log.sync_data()?;
+        for path in &self.indexes {
+            match File::open(path).and_then(|f| f.sync_data()) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
     dir: PathBuf,
@@ -167,6 +189,18 @@ impl Segment {
 
     pub(crate) fn log_file(&self) -> Arc<File> {
         Arc::clone(&self.log)
+    }
+
+    /// What syncing this segment takes, usable without the log's lock: its log file and the
+    /// paths of its index files (an index is synced through a descriptor of its own).
+    pub(crate) fn sync_files(&self) -> SegmentFiles {
+        SegmentFiles {
+            log: self.log_file(),
+            indexes: [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX]
+                .into_iter()
+                .map(|suffix| self.dir.join(file_name(self.base_offset, suffix)))
+                .collect(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -182,15 +182,83 @@ fn truncated_indexes_after_a_crash_are_rebuilt() {
     assert_intact_and_appendable(&dir, leo);
 }
 
+/// Syncs every rolled segment, as the broker's background pass does.
+fn sync_rolls(log: &mut PartitionLog) {
+    let rolled = log.roll_sync().expect("rolled segments to sync");
+    rolled.sync().unwrap();
+    log.mark_rolls_synced(&rolled).unwrap();
+}
+
 #[test]
-fn crc_failure_in_an_older_segment_is_a_disk_fault() {
+fn rolled_segments_are_synced_in_the_background() {
     let root = tempfile::tempdir().unwrap();
     let dir = partition_dir(root.path());
     let mut log = open(&dir, small_config());
     fill(&mut log, 40);
+    assert!(log.segment_count() >= 3);
+    // The append that rolled did not sync the old segment, so the recovery point stays put
+    // until the background pass has.
+    assert_eq!(log.recovery_point(), 0);
+    sync_rolls(&mut log);
+    assert!(log.roll_sync().is_none(), "nothing left to sync");
+    let synced_to = log.recovery_point();
+    let leo = log.log_end_offset();
+    assert!(
+        synced_to > 0 && synced_to < leo,
+        "recovery point {synced_to}, log end {leo}"
+    );
+    // Later rolls queue their segments for the next pass again.
+    fill(&mut log, 10);
+    assert!(log.roll_sync().is_some());
+    drop(log); // crash: the checkpoint written by the pass survives
+    let log = open(&dir, small_config());
+    assert_eq!(log.recovery_point(), synced_to.min(log.log_end_offset()));
+    // Segments past it were scanned at open and are queued for the next pass.
+    assert!(log.roll_sync().is_some());
+    assert_intact_and_appendable(&dir, leo + 20);
+}
+
+#[test]
+fn a_torn_unsynced_segment_ends_the_log_and_later_segments_go() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    let batches = fill(&mut log, 40);
+    drop(log); // crash before any background sync: every segment is past the recovery point
+    let mut logs: Vec<PathBuf> = index_files(&dir, "log");
+    logs.sort();
+    assert!(logs.len() >= 3);
+    // The second segment's tail never reached the disk, while the third did.
+    let second_len = file_len(&logs[1]);
+    OpenOptions::new()
+        .write(true)
+        .open(&logs[1])
+        .unwrap()
+        .set_len(second_len - 100)
+        .unwrap();
+    let log = open(&dir, small_config());
+    let leo = log.log_end_offset();
+    assert_eq!(log.segment_count(), 2, "the segments after the torn one are removed");
+    for later in &logs[2..] {
+        assert!(!later.exists(), "{} should be gone", later.display());
+    }
+    // The log ends at the last whole batch of the second segment.
+    assert!(
+        batches.iter().any(|(base, _)| base + 2 == leo),
+        "log end {leo} is not a batch end"
+    );
     drop(log);
-    // Force a full recovery scan, as after a crash before the first roll's checkpoint.
-    std::fs::remove_file(dir.join("recovery-point-offset-checkpoint")).unwrap();
+    assert_intact_and_appendable(&dir, leo);
+}
+
+#[test]
+fn crc_failure_below_the_recovery_point_is_a_disk_fault() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 40);
+    sync_rolls(&mut log);
+    drop(log);
     let mut logs: Vec<PathBuf> = index_files(&dir, "log");
     logs.sort();
     assert!(logs.len() >= 3);
@@ -200,10 +268,19 @@ fn crc_failure_in_an_older_segment_is_a_disk_fault() {
         .unwrap()
         .write_all_at(b"bitrot", 200)
         .unwrap();
+    // A damaged index makes the open scan the segment instead of trusting it.
+    let mut indexes = index_files(&dir, "index");
+    indexes.sort();
+    OpenOptions::new()
+        .write(true)
+        .open(&indexes[0])
+        .unwrap()
+        .set_len(3)
+        .unwrap();
     match PartitionLog::open(&dir, None, small_config(), 0) {
         Err(StorageError::CorruptSegment { path, .. }) => assert_eq!(path, logs[0]),
         Err(other) => panic!("expected CorruptSegment, got {other}"),
-        Ok(_) => panic!("corruption in the middle of the log was skipped"),
+        Ok(_) => panic!("corruption in synced data was skipped"),
     }
 }
 
