@@ -30,6 +30,11 @@ pub const CONSUMER_FIXED: &[(&str, &str)] = &[
     // Offsets are never the object of measurement; committing would add broker work.
     ("enable.auto.commit", "false"),
     ("auto.offset.reset", "earliest"),
+    // librdkafka stops fetching a partition for this long once its local queue holds
+    // `queued.min.messages` (100 000) records. With 100-byte records a fetch fills that queue
+    // in milliseconds, so the default (1000 ms) left the consumer idle most of each second:
+    // 0.22 M records/s against 2.3 M with 10 ms, the broker idle either way.
+    ("fetch.queue.backoff.ms", "10"),
 ];
 
 /// `key=value` → (key, value).

@@ -9,7 +9,7 @@
 //! first send, so it sees every record of this run and none of an earlier one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
@@ -48,8 +48,9 @@ struct Received {
     e2e_ns: Histogram<u64>,
     received: u64,
     measured_bytes: u64,
-    first: Option<Instant>,
-    last: Option<Instant>,
+    /// Wall-clock receive times of the first and last measured record, ns.
+    first_ns: Option<u64>,
+    last_ns: Option<u64>,
     clock_steps: u64,
 }
 
@@ -66,8 +67,8 @@ pub fn run(producer_cfg: &ClientConfig, consumer_cfg: &ClientConfig, spec: &Late
         (produced, received)
     });
     let (produced, r) = (produced?, received?);
-    let measured_seconds = match (r.first, r.last) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+    let measured_seconds = match (r.first_ns, r.last_ns) {
+        (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
         _ => 0.0,
     };
     Ok(LatencyOutcome {
@@ -105,33 +106,33 @@ fn positioned_consumer(cfg: &ClientConfig, topic: &str) -> Result<BaseConsumer> 
     Ok(consumer)
 }
 
+/// Reads records until every sent one is in (or none came for `IDLE_LIMIT` after the last
+/// send). One clock read per record: the receive time, which also marks progress.
 fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Received {
     let mut r = Received {
         e2e_ns: new_ns_histogram(),
         received: 0,
         measured_bytes: 0,
-        first: None,
-        last: None,
+        first_ns: None,
+        last_ns: None,
         clock_steps: 0,
     };
-    let mut last_progress = Instant::now();
+    let mut last_progress_ns = wall_ns();
     loop {
         let finished = done.load(Ordering::Acquire);
         if finished && r.received >= sent.load(Ordering::Relaxed) {
             return r;
         }
-        if finished && last_progress.elapsed() > IDLE_LIMIT {
+        let polled = consumer.poll(Duration::from_millis(100));
+        if finished && wall_ns().saturating_sub(last_progress_ns) > IDLE_LIMIT.as_nanos() as u64 {
             return r;
         }
-        let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
         // Errors from poll are transient (a reconnect, say); missing records show as `lost`.
-        let Ok(m) = polled else {
+        let Some(Ok(m)) = polled else {
             continue;
         };
         let now_ns = wall_ns();
-        last_progress = Instant::now();
+        last_progress_ns = now_ns;
         r.received += 1;
         let payload = m.payload().unwrap_or_default();
         let Some(sent_ns) = sent_time_ns(payload) else {
@@ -146,8 +147,8 @@ fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure
         };
         r.e2e_ns.saturating_record(delay_ns.max(1));
         r.measured_bytes += payload.len() as u64;
-        r.first.get_or_insert(last_progress);
-        r.last = Some(last_progress);
+        r.first_ns.get_or_insert(now_ns);
+        r.last_ns = Some(now_ns);
     }
 }
 

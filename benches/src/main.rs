@@ -163,11 +163,11 @@ struct LatencyArgs {
     /// Records/s sent, over all producers.
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
-    /// Instead of --rate: measure the maximum produce rate first (--probe-records at full
-    /// speed, same settings) and send at this fraction of it, e.g. 0.5.
+    /// Instead of --rate: measure the maximum end-to-end rate first (--probe-records produced
+    /// at full speed and consumed, same settings) and send at this fraction of it, e.g. 0.5.
     #[arg(long)]
     rate_of_max: Option<f64>,
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 3_000_000)]
     probe_records: u64,
     /// Measured seconds per run, after the warm-up.
     #[arg(long, default_value_t = 10.0)]
@@ -420,7 +420,7 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
     csettings.push(("group.id".into(), "loadgen-latency".into()));
     csettings = settings(csettings, &session.overrides);
     let ccfg = client_config(&bootstrap, &csettings);
-    let rate = latency_rate(a, &pcfg)?;
+    let rate = latency_rate(a, &pcfg, &ccfg)?;
     let total_s = a.warmup_s.max(0.0) + a.duration_s.max(0.0);
     let warmup = Duration::from_secs_f64(a.warmup_s.max(0.0));
     let spec = latency::LatencySpec {
@@ -469,23 +469,39 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--rate`, or `--rate-of-max` × the rate of a full-speed probe with the same producer settings.
-fn latency_rate(a: &LatencyArgs, pcfg: &rdkafka::ClientConfig) -> Result<f64> {
+/// `--rate`, or `--rate-of-max` × the maximum end-to-end rate: a probe with the run's own
+/// producer and consumer settings, the producers unpaced, counting what the consumer receives
+/// per second. The consumer's work is part of every latency run, so the maximum is what
+/// producer, broker and consumer sustain together, not the producer's rate alone.
+fn latency_rate(a: &LatencyArgs, pcfg: &rdkafka::ClientConfig, ccfg: &rdkafka::ClientConfig) -> Result<f64> {
     let Some(fraction) = a.rate_of_max else {
         return Ok(a.rate);
     };
-    let probe = produce::ProduceSpec {
-        topic: a.topic.clone(),
-        records: a.probe_records,
-        record_size: a.producer.record_size,
-        producers: a.producer.producers,
-        rate_per_s: 0.0,
-        stamp: true,
+    let probe = latency::LatencySpec {
+        produce: produce::ProduceSpec {
+            topic: a.topic.clone(),
+            records: a.probe_records,
+            record_size: a.producer.record_size,
+            producers: a.producer.producers,
+            rate_per_s: 0.0,
+            stamp: true,
+            warmup: Duration::ZERO,
+        },
         warmup: Duration::ZERO,
     };
-    let out = produce::run(pcfg, &probe, &AtomicU64::new(0))?;
-    let max = out.acked as f64 / out.seconds.max(1e-9);
+    let out = latency::run(pcfg, ccfg, &probe)?;
+    if out.received < out.sent || out.measured_seconds <= 0.0 {
+        return Err(format!(
+            "probe: {} of {} records received end to end",
+            out.received, out.sent
+        ));
+    }
+    let max = out.received as f64 / out.measured_seconds;
+    let produced = out.produced.acked as f64 / out.produced.seconds.max(1e-9);
     let rate = (max * fraction).max(1.0);
-    eprintln!("probe: {max:.0} records/s at full speed; latency runs at {rate:.0} records/s");
+    eprintln!(
+        "probe: {max:.0} records/s end to end at full speed (sent at {produced:.0}/s); \
+         latency runs at {rate:.0} records/s"
+    );
     Ok(rate)
 }

@@ -103,32 +103,30 @@ struct Worker {
     ack_ns: Histogram<u64>,
 }
 
-fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, pacer: Pacer, sent: &AtomicU64) -> Result<Worker> {
+fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, mut pacer: Pacer, sent: &AtomicU64) -> Result<Worker> {
     let ctx = AckContext::new(pacer.start, spec.warmup);
     let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
     let mut payload = vec![b'x'; spec.record_size];
     let paced = pacer.interval_ns > 0.0;
+    let stamp = spec.stamp && payload.len() >= 8;
     let mut sent_ns = 0;
     let mut create_time_ms = 0;
     let mut unreported = 0;
     for i in 0..records {
-        pacer.wait(i, &producer);
-        // Unpaced, a block of `POLL_EVERY` sends takes tens of microseconds: one clock read per
-        // block keeps ack times exact to that, against acks of milliseconds, and saves a clock
-        // read per record.
-        let refresh = paced || i % POLL_EVERY == 0;
-        let stamp = spec.stamp && payload.len() >= 8;
-        if refresh || stamp {
+        let burst = pacer.wait(i, &producer);
+        // The clock is read once per burst of paced sends, or per `POLL_EVERY` unpaced sends:
+        // such a block takes tens of microseconds, and every record in it carries the time it
+        // started, so stamps and ack times err by that much on the long side only.
+        let refresh = burst || (!paced && i % POLL_EVERY == 0);
+        if refresh {
             let now_ns = wall_ns();
             if stamp {
                 payload[..8].copy_from_slice(&now_ns.to_le_bytes());
             }
-            if refresh {
-                sent_ns = pacer.start.elapsed().as_nanos() as usize;
-                // CreateTime set here, as an application may, spares librdkafka a wall-clock
-                // read per record.
-                create_time_ms = (now_ns / 1_000_000) as i64;
-            }
+            sent_ns = pacer.start.elapsed().as_nanos() as usize;
+            // CreateTime set here, as an application may, spares librdkafka a wall-clock read
+            // per record.
+            create_time_ms = (now_ns / 1_000_000) as i64;
         }
         send(
             &producer,
@@ -289,11 +287,16 @@ impl ProducerContext for AckContext {
 }
 
 /// Spaces sends on an absolute schedule (record i is due at start + i / rate), so a late send
-/// is followed by catch-up sends and the average rate holds.
+/// is followed by catch-up sends and the average rate holds. It releases sends in bursts: once
+/// awake, every record already due goes out (up to `POLL_EVERY`) before it looks at the clock
+/// again, as an application batching its work would, instead of a sleep and clock reads per
+/// record.
 pub struct Pacer {
     start: Instant,
     /// 0 when unpaced.
     interval_ns: f64,
+    /// Records before this index are released.
+    released: u64,
 }
 
 /// What the pacer does before record i.
@@ -308,19 +311,28 @@ enum Pause {
 impl Pacer {
     pub fn new(start: Instant, rate_per_s: f64) -> Pacer {
         let interval_ns = if rate_per_s > 0.0 { 1e9 / rate_per_s } else { 0.0 };
-        Pacer { start, interval_ns }
+        Pacer {
+            start,
+            interval_ns,
+            released: 0,
+        }
     }
 
-    fn wait<C: ProducerContext + Delivered>(&self, i: u64, producer: &BaseProducer<C>) {
-        if self.interval_ns == 0.0 {
-            return;
+    /// Returns once record `i` may go; true when that starts a new burst (the clock was read).
+    fn wait<C: ProducerContext + Delivered>(&mut self, i: u64, producer: &BaseProducer<C>) -> bool {
+        if self.interval_ns == 0.0 || i < self.released {
+            return false;
         }
         // Paced sends leave time to take every ack as it arrives.
         serve_deliveries(producer);
         let due = Duration::from_nanos((i as f64 * self.interval_ns) as u64);
         loop {
-            match pause(due, self.start.elapsed()) {
-                Pause::Go => return,
+            let now = self.start.elapsed();
+            match pause(due, now) {
+                Pause::Go => {
+                    self.released = released_until(i, now, self.interval_ns);
+                    return true;
+                }
                 Pause::PollMs(ms) => poll_waiting(producer, Duration::from_millis(ms)),
                 Pause::Sleep(d) => {
                     serve_deliveries(producer);
@@ -329,6 +341,13 @@ impl Pacer {
             }
         }
     }
+}
+
+/// The end (exclusive) of the burst that starts with record `i` at `now`: every record due by
+/// then, at least `i` itself and at most `POLL_EVERY` records.
+fn released_until(i: u64, now: Duration, interval_ns: f64) -> u64 {
+    let due_by_now = ((now + PACE_SLACK).as_nanos() as f64 / interval_ns) as u64 + 1;
+    due_by_now.clamp(i + 1, i + POLL_EVERY)
 }
 
 fn pause(due: Duration, now: Duration) -> Pause {
@@ -354,6 +373,17 @@ mod tests {
         assert_eq!(pause(ms(10), ms(10) - Duration::from_micros(10)), Pause::Go);
         assert_eq!(pause(ms(10), ms(5)), Pause::PollMs(3));
         assert_eq!(pause(ms(10), ms(9)), Pause::Sleep(ms(1)));
+    }
+
+    #[test]
+    fn bursts_release_what_is_due_within_bounds() {
+        let us = Duration::from_micros;
+        // 10 µs per record: at 100 µs (+ the slack) records 0..=12 are due.
+        assert_eq!(released_until(5, us(100), 10_000.0), 13);
+        // Not yet due (woken early): the record itself still goes.
+        assert_eq!(released_until(50, us(100), 10_000.0), 51);
+        // Far behind: at most POLL_EVERY at once.
+        assert_eq!(released_until(0, Duration::from_secs(1), 10_000.0), POLL_EVERY);
     }
 
     #[test]
