@@ -26,8 +26,10 @@ use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::producer_state::{self, AppendCheck, AppendOrigin, BatchMetadata, ProducerStateManager};
-use crate::segment::{file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, LOG_SUFFIX};
-use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker};
+use crate::segment::{
+    file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker, TXN_INDEX_SUFFIX};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 const LOG_START_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
@@ -1226,7 +1228,7 @@ enum Loaded {
 
 /// Removes a segment's log and index files (those that exist).
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for suffix in [LOG_SUFFIX, "index", "timeindex", "txnindex"] {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
         let path = dir.join(file_name(base, suffix));
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),

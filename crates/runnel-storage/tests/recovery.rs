@@ -225,8 +225,7 @@ fn a_torn_unsynced_segment_ends_the_log_and_later_segments_go() {
     let mut log = open(&dir, small_config());
     let batches = fill(&mut log, 40);
     drop(log); // crash before any background sync: every segment is past the recovery point
-    let mut logs: Vec<PathBuf> = index_files(&dir, "log");
-    logs.sort();
+    let logs = index_files(&dir, "log");
     assert!(logs.len() >= 3);
     // The second segment's tail never reached the disk, while the third did.
     let second_len = file_len(&logs[1]);
@@ -259,8 +258,7 @@ fn crc_failure_below_the_recovery_point_is_a_disk_fault() {
     fill(&mut log, 40);
     sync_rolls(&mut log);
     drop(log);
-    let mut logs: Vec<PathBuf> = index_files(&dir, "log");
-    logs.sort();
+    let logs = index_files(&dir, "log");
     assert!(logs.len() >= 3);
     OpenOptions::new()
         .write(true)
@@ -269,8 +267,7 @@ fn crc_failure_below_the_recovery_point_is_a_disk_fault() {
         .write_all_at(b"bitrot", 200)
         .unwrap();
     // A damaged index makes the open scan the segment instead of trusting it.
-    let mut indexes = index_files(&dir, "index");
-    indexes.sort();
+    let indexes = index_files(&dir, "index");
     OpenOptions::new()
         .write(true)
         .open(&indexes[0])
