@@ -220,10 +220,8 @@ impl ReplicaManager {
             tracing::info!(topic = %part.topic, partition = part.index, "deleting partition log");
             delete_partition(part)?;
         }
-        for tp in missing {
-            let Some((topic, epoch, settings)) = wanted.remove(&tp) else {
-                continue;
-            };
+        let to_open: Vec<_> = missing.iter().filter_map(|tp| wanted.remove_entry(tp)).collect();
+        for (tp, (topic, epoch, settings)) in to_open {
             let dir = self.log_dir.join(format!("{}-{}", tp.0, tp.1));
             let log = PartitionLog::open(&dir, Some(topic.id), settings.log.clone(), now_ms)?;
             let part = Partition {

@@ -64,7 +64,9 @@ use crate::checkpoint::sync_dir;
 use crate::error::{IoContext, StorageError};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::log::PartitionLog;
-use crate::segment::{file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{
+    file_name, Segment, INDEX_SUFFIX, INDEX_SUFFIXES, LOG_SUFFIX, SEGMENT_SUFFIXES, TIME_INDEX_SUFFIX,
+};
 use crate::txn_index::{write_entries, AbortedTxn, TXN_INDEX_SUFFIX};
 
 /// Kafka's `DELETE_HORIZON_FLAG_MASK`: the base timestamp holds the tombstones' delete horizon.
@@ -178,7 +180,7 @@ impl CleanedGroup {
     fn remove_files(&self) {
         let base = self.group.first_base();
         let _ = std::fs::remove_file(&self.cleaned_path);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in INDEX_SUFFIXES {
             let _ = std::fs::remove_file(cleaned_index_path(&self.cleaned_path, base, suffix));
         }
     }
@@ -711,13 +713,13 @@ pub(crate) fn complete_interrupted_swaps(dir: &Path) -> Result<(), StorageError>
     }
     for ((base, end), name) in swaps {
         for old in logs.iter().filter(|b| **b >= base && **b < end) {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+            for suffix in SEGMENT_SUFFIXES {
                 remove_if_exists(&dir.join(file_name(*old, suffix)))?;
             }
         }
         // The swapped-in segment's indexes may be the old first segment's or missing: drop
         // them all so open rescans the segment and rebuilds them (its `.txnindex` by replay).
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in INDEX_SUFFIXES {
             remove_if_exists(&dir.join(file_name(base, suffix)))?;
         }
         tracing::info!(dir = %dir.display(), base, end, "completing an interrupted cleaner swap");

@@ -21,15 +21,15 @@ use runnel_protocol::records::{assign_offsets, batches, decode_records, Assigned
 use crate::checkpoint::{
     read_offset_checkpoint, read_partition_metadata, sync_dir, write_offset_checkpoint, write_partition_metadata,
 };
-use crate::cleaner::CleanerState;
+use crate::cleaner::{remove_if_exists, CleanerState};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::producer_state::{self, AppendCheck, AppendOrigin, BatchMetadata, ProducerStateManager};
 use crate::segment::{
-    file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, LOG_SUFFIX, SEGMENT_SUFFIXES,
 };
-use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker, TXN_INDEX_SUFFIX};
+use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 const LOG_START_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
@@ -1228,14 +1228,9 @@ enum Loaded {
 
 /// Removes a segment's log and index files (those that exist).
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
-        let path = dir.join(file_name(base, suffix));
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
-            _ => {}
-        }
-    }
-    Ok(())
+    SEGMENT_SUFFIXES
+        .into_iter()
+        .try_for_each(|suffix| remove_if_exists(&dir.join(file_name(base, suffix))))
 }
 
 /// Opens one segment. Below the recovery point its indexes are trusted when they look sane;

@@ -23,6 +23,10 @@ use crate::txn_index::{txn_index_path, TxnIndex, TXN_INDEX_SUFFIX};
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// A segment's index files.
+pub(crate) const INDEX_SUFFIXES: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX];
+/// Every file of a segment.
+pub(crate) const SEGMENT_SUFFIXES: [&str; 4] = [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX];
 /// Buffer used when scanning a whole segment during recovery.
 const SCAN_BUFFER_BYTES: usize = 1 << 20;
 
@@ -102,7 +106,7 @@ fn open_log(path: &Path, create_new: bool) -> Result<File, StorageError> {
 impl Segment {
     /// Creates an empty segment (any files left at these names are replaced).
     pub(crate) fn create(dir: &Path, base_offset: i64, index_bytes: usize, now_ms: i64) -> Result<Self, StorageError> {
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in INDEX_SUFFIXES {
             let p = dir.join(file_name(base_offset, suffix));
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&p),
@@ -196,7 +200,7 @@ impl Segment {
     pub(crate) fn sync_files(&self) -> SegmentFiles {
         SegmentFiles {
             log: self.log_file(),
-            indexes: [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX]
+            indexes: INDEX_SUFFIXES
                 .into_iter()
                 .map(|suffix| self.dir.join(file_name(self.base_offset, suffix)))
                 .collect(),
@@ -542,7 +546,7 @@ impl Segment {
         } = self;
         drop((offset_index, time_index, txn_index, log));
         let mut renamed = Vec::with_capacity(4);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let from = dir.join(file_name(base_offset, suffix));
             let to = dir.join(format!("{}.deleted", file_name(base_offset, suffix)));
             match std::fs::rename(&from, &to) {
