@@ -29,7 +29,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use broker::Broker;
 use kafka::{client_config, fixed, settings, CONSUMER_FIXED, PRODUCER_FIXED};
-use procstat::{ProcStats, Sampler};
+use procstat::{HostSampler, ProcStats, Sampler};
 use report::{latency_metrics, throughput_metrics, Metrics, Report};
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -81,6 +81,10 @@ struct Target {
     /// Interval of the broker RSS samples.
     #[arg(long, default_value_t = 100)]
     sample_ms: u64,
+    /// Before each run, write dirty pages back (`sync`) and pause this long, so a run does not
+    /// share the disk and the CPU with the write-back of the runs before it. 0: no sync.
+    #[arg(long, default_value_t = 0)]
+    settle_ms: u64,
 }
 
 /// Producer options shared by `produce` and `latency`.
@@ -107,6 +111,12 @@ struct ProducerOpts {
     /// Producer threads, each with its own librdkafka producer (and connection).
     #[arg(long, default_value_t = 1)]
     producers: usize,
+    /// Who picks each record's partition: `librdkafka` (none is set, so its default sticky
+    /// partitioner picks) or `loadgen` (it sets the partition itself, moving on to the next
+    /// one whenever a batch is full: the sticky partitioner's pattern without its per-record
+    /// clock reads and availability checks, as `rdkafka_performance -p` spares them).
+    #[arg(long, value_enum, default_value = "librdkafka")]
+    partitioner: produce::Partitioner,
 }
 
 #[derive(clap::Args)]
@@ -195,6 +205,7 @@ struct Session {
     broker: Broker,
     overrides: Vec<(String, String)>,
     sample: Duration,
+    settle: Duration,
 }
 
 impl Session {
@@ -212,6 +223,7 @@ impl Session {
             broker,
             overrides,
             sample: Duration::from_millis(t.sample_ms.max(1)),
+            settle: Duration::from_millis(t.settle_ms),
         })
     }
 
@@ -227,14 +239,33 @@ impl Session {
             .map_or("unknown (no RSS/CPU sampling)".into(), |p| p.to_string());
         c.push(("broker_pid".into(), pid));
         c.push(("runs".into(), t.runs.to_string()));
+        c.push(("settle_ms".into(), t.settle_ms.to_string()));
         c
+    }
+
+    /// `sync`, then the pause, when `--settle-ms` asks for it.
+    fn settle(&self) -> Result<()> {
+        if self.settle.is_zero() {
+            return Ok(());
+        }
+        let status = std::process::Command::new("sync")
+            .status()
+            .map_err(|e| format!("sync: {e}"))?;
+        if !status.success() {
+            return Err(format!("sync: {status}"));
+        }
+        std::thread::sleep(self.settle);
+        Ok(())
     }
 
     /// Runs `work` while sampling the broker and this process; appends their figures.
     fn measured<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<(T, Metrics)> {
+        self.settle()?;
         let broker = self.broker.pid.map(|pid| Sampler::start(pid, self.sample));
         let me = Sampler::start(std::process::id(), self.sample);
+        let host = HostSampler::start();
         let value = work()?;
+        let host = host.finish();
         let mut m = Metrics::new();
         if let Some(stats) = broker.and_then(Sampler::finish) {
             m.extend(stats.metrics("broker"));
@@ -242,6 +273,7 @@ impl Session {
         if let Some(ProcStats { cpu_pct, .. }) = me.finish() {
             m.push(("loadgen_cpu_pct".into(), cpu_pct));
         }
+        m.extend(host);
         Ok((value, m))
     }
 }
@@ -272,13 +304,9 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     let psettings = producer_settings(&a.producer, 5, &session.overrides);
     let cfg = client_config(&bootstrap, &psettings);
     let spec = produce::ProduceSpec {
-        topic: a.topic.clone(),
         records: a.records,
-        record_size: a.producer.record_size,
-        producers: a.producer.producers,
         rate_per_s: a.rate.max(0.0),
-        stamp: false,
-        warmup: Duration::ZERO,
+        ..produce_spec(&a.topic, &a.producer, partitions)
     };
     let mut config = session.describe(&a.target);
     config.extend(spec_config(&spec, partitions));
@@ -303,6 +331,21 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// The producer part of a run's spec; `records`, `rate_per_s`, `stamp` and `warmup` are the
+/// caller's.
+fn produce_spec(topic: &str, o: &ProducerOpts, partitions: i32) -> produce::ProduceSpec {
+    produce::ProduceSpec {
+        topic: topic.to_string(),
+        records: 0,
+        record_size: o.record_size,
+        producers: o.producers,
+        rate_per_s: 0.0,
+        stamp: false,
+        warmup: Duration::ZERO,
+        placement: produce::Placement::new(o.partitioner, partitions, o.batch_size, o.record_size),
+    }
+}
+
 fn spec_config(spec: &produce::ProduceSpec, partitions: i32) -> Vec<(String, String)> {
     let rate = if spec.rate_per_s > 0.0 {
         format!("{:.0}", spec.rate_per_s)
@@ -315,6 +358,7 @@ fn spec_config(spec: &produce::ProduceSpec, partitions: i32) -> Vec<(String, Str
         ("records".into(), spec.records.to_string()),
         ("record_size".into(), spec.record_size.to_string()),
         ("producers".into(), spec.producers.to_string()),
+        ("partitioner".into(), spec.placement.describe()),
         ("rate_per_s".into(), rate),
     ]
 }
@@ -373,16 +417,12 @@ fn fill(session: &Session, a: &ConsumeArgs, partitions: i32) -> Result<()> {
         compression: "none".into(),
         partitions,
         producers: 1,
+        partitioner: produce::Partitioner::Librdkafka,
     };
     let cfg = client_config(bootstrap, &producer_settings(&opts, 5, &[]));
     let spec = produce::ProduceSpec {
-        topic: a.topic.clone(),
         records: a.records - have,
-        record_size: a.record_size,
-        producers: 1,
-        rate_per_s: 0.0,
-        stamp: false,
-        warmup: Duration::ZERO,
+        ..produce_spec(&a.topic, &opts, partitions)
     };
     eprintln!("fill: topic has {have} records, producing {}", spec.records);
     let out = produce::run(&cfg, &spec, &AtomicU64::new(0))?;
@@ -420,18 +460,16 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
     csettings.push(("group.id".into(), "loadgen-latency".into()));
     csettings = settings(csettings, &session.overrides);
     let ccfg = client_config(&bootstrap, &csettings);
-    let rate = latency_rate(a, &pcfg, &ccfg)?;
+    let rate = latency_rate(a, partitions, &pcfg, &ccfg)?;
     let total_s = a.warmup_s.max(0.0) + a.duration_s.max(0.0);
     let warmup = Duration::from_secs_f64(a.warmup_s.max(0.0));
     let spec = latency::LatencySpec {
         produce: produce::ProduceSpec {
-            topic: a.topic.clone(),
             records: (rate * total_s).ceil() as u64,
-            record_size: a.producer.record_size,
-            producers: a.producer.producers,
             rate_per_s: rate,
             stamp: true,
             warmup,
+            ..produce_spec(&a.topic, &a.producer, partitions)
         },
         warmup,
     };
@@ -473,19 +511,20 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
 /// producer and consumer settings, the producers unpaced, counting what the consumer receives
 /// per second. The consumer's work is part of every latency run, so the maximum is what
 /// producer, broker and consumer sustain together, not the producer's rate alone.
-fn latency_rate(a: &LatencyArgs, pcfg: &rdkafka::ClientConfig, ccfg: &rdkafka::ClientConfig) -> Result<f64> {
+fn latency_rate(
+    a: &LatencyArgs,
+    partitions: i32,
+    pcfg: &rdkafka::ClientConfig,
+    ccfg: &rdkafka::ClientConfig,
+) -> Result<f64> {
     let Some(fraction) = a.rate_of_max else {
         return Ok(a.rate);
     };
     let probe = latency::LatencySpec {
         produce: produce::ProduceSpec {
-            topic: a.topic.clone(),
             records: a.probe_records,
-            record_size: a.producer.record_size,
-            producers: a.producer.producers,
-            rate_per_s: 0.0,
             stamp: true,
-            warmup: Duration::ZERO,
+            ..produce_spec(&a.topic, &a.producer, partitions)
         },
         warmup: Duration::ZERO,
     };

@@ -91,6 +91,76 @@ impl Sampler {
     }
 }
 
+/// What the whole machine did during a run: CPU time stolen by the hypervisor and, on a VM
+/// with free page reporting, memory handed back to the host (which it must fault in again,
+/// zeroed, when the guest reuses it: new page-cache pages then cost several times more).
+pub struct HostSampler {
+    cpu_start: Option<CpuTicks>,
+    reported_kib_start: Option<u64>,
+}
+
+/// The `cpu` line of `/proc/stat`: all cores, in clock ticks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CpuTicks {
+    total: u64,
+    idle: u64,
+    steal: u64,
+}
+
+/// Where a guest kernel counts the memory its free page reporting gave back to the host.
+const REPORTED_KIB: &str = "/sys/module/page_reporting/parameters/reported_kib";
+
+impl HostSampler {
+    pub fn start() -> HostSampler {
+        HostSampler {
+            cpu_start: host_cpu_ticks(),
+            reported_kib_start: read_u64(REPORTED_KIB),
+        }
+    }
+
+    /// `host_busy_pct` and `host_steal_pct` (of all cores' time, 100 = every core), and
+    /// `host_reported_mib` where the kernel reports free pages; absent figures are left out.
+    pub fn finish(self) -> Vec<(String, f64)> {
+        let mut m = Vec::new();
+        if let (Some(a), Some(b)) = (self.cpu_start, host_cpu_ticks()) {
+            let total = b.total.saturating_sub(a.total).max(1) as f64;
+            let idle = b.idle.saturating_sub(a.idle) as f64;
+            let steal = b.steal.saturating_sub(a.steal) as f64;
+            m.push(("host_busy_pct".into(), (total - idle) / total * 100.0));
+            m.push(("host_steal_pct".into(), steal / total * 100.0));
+        }
+        if let (Some(a), Some(b)) = (self.reported_kib_start, read_u64(REPORTED_KIB)) {
+            m.push(("host_reported_mib".into(), b.saturating_sub(a) as f64 / 1024.0));
+        }
+        m
+    }
+}
+
+fn read_u64(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn host_cpu_ticks() -> Option<CpuTicks> {
+    parse_cpu_line(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal guest guest_nice`; guest time is
+/// already inside user, so it is not added again.
+fn parse_cpu_line(stat: &str) -> Option<CpuTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let field = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some(CpuTicks {
+        total: (0..8).map(field).sum(),
+        idle: field(3) + field(4),
+        steal: field(7),
+    })
+}
+
 /// Resident set size in KiB (`VmRSS` in `/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -147,6 +217,21 @@ mod tests {
         let stat = "42 (tokio (rt) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
         assert_eq!(parse_stat_cpu_ticks("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn cpu_line_counts_idle_with_iowait_and_steal_apart() {
+        let stat = "cpu  100 0 50 800 20 0 5 25 0 0\ncpu0 1 2 3\n";
+        let t = parse_cpu_line(stat).expect("parsed");
+        assert_eq!(
+            t,
+            CpuTicks {
+                total: 1000,
+                idle: 820,
+                steal: 25
+            }
+        );
+        assert_eq!(parse_cpu_line("cpu0 1 2 3\n"), None);
     }
 
     #[test]

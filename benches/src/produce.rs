@@ -44,6 +44,60 @@ pub struct ProduceSpec {
     pub stamp: bool,
     /// Acks of records sent this early in the run are counted but kept out of the histogram.
     pub warmup: Duration,
+    /// Who picks each record's partition.
+    pub placement: Placement,
+}
+
+/// Who picks each record's partition (`--partitioner`).
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum Partitioner {
+    /// No partition is set: librdkafka's default partitioner (sticky for keyless records).
+    Librdkafka,
+    /// loadgen sets the partition, a batch's worth of records to each in turn.
+    Loadgen,
+}
+
+/// How records are spread over partitions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Placement {
+    Librdkafka,
+    /// Records `[k * per_batch, (k + 1) * per_batch)` of a producer go to partition
+    /// `(first + k) % partitions`, where each producer starts at a different partition.
+    Blocks {
+        partitions: i32,
+        per_batch: u64,
+    },
+}
+
+/// Bytes a record adds to a v2 batch besides its value: length, attributes, timestamp and
+/// offset deltas, key length, header count (varints; a few bytes each for small records).
+const RECORD_OVERHEAD_BYTES: usize = 10;
+
+impl Placement {
+    pub fn new(p: Partitioner, partitions: i32, batch_size: usize, record_size: usize) -> Placement {
+        match p {
+            Partitioner::Librdkafka => Placement::Librdkafka,
+            Partitioner::Loadgen => Placement::Blocks {
+                partitions: partitions.max(1),
+                per_batch: (batch_size / (record_size + RECORD_OVERHEAD_BYTES)).max(1) as u64,
+            },
+        }
+    }
+
+    /// The partition of producer `worker`'s record `i`, or `None` to leave it to librdkafka.
+    fn partition(&self, worker: u64, i: u64) -> Option<i32> {
+        match *self {
+            Placement::Librdkafka => None,
+            Placement::Blocks { partitions, per_batch } => Some(((worker + i / per_batch) % partitions as u64) as i32),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Placement::Librdkafka => "librdkafka".into(),
+            Placement::Blocks { per_batch, .. } => format!("loadgen ({per_batch} records per partition in turn)"),
+        }
+    }
 }
 
 /// What the producers achieved.
@@ -67,7 +121,7 @@ pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<P
             .map(|w| {
                 let share = spec.records / producers + u64::from(w < spec.records % producers);
                 let pacer = Pacer::new(start, spec.rate_per_s / producers as f64);
-                s.spawn(move || worker(cfg, spec, share, pacer, sent))
+                s.spawn(move || worker(cfg, spec, w, share, pacer, sent))
             })
             .collect();
         handles
@@ -103,7 +157,14 @@ struct Worker {
     ack_ns: Histogram<u64>,
 }
 
-fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, mut pacer: Pacer, sent: &AtomicU64) -> Result<Worker> {
+fn worker(
+    cfg: &ClientConfig,
+    spec: &ProduceSpec,
+    worker: u64,
+    records: u64,
+    mut pacer: Pacer,
+    sent: &AtomicU64,
+) -> Result<Worker> {
     let ctx = AckContext::new(pacer.start, spec.warmup);
     let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
     let mut payload = vec![b'x'; spec.record_size];
@@ -128,12 +189,13 @@ fn worker(cfg: &ClientConfig, spec: &ProduceSpec, records: u64, mut pacer: Pacer
             // per record.
             create_time_ms = (now_ns / 1_000_000) as i64;
         }
-        send(
-            &producer,
-            BaseRecord::with_opaque_to(&spec.topic, sent_ns)
-                .payload(&payload[..])
-                .timestamp(create_time_ms),
-        )?;
+        let mut record = BaseRecord::with_opaque_to(&spec.topic, sent_ns)
+            .payload(&payload[..])
+            .timestamp(create_time_ms);
+        if let Some(p) = spec.placement.partition(worker, i) {
+            record = record.partition(p);
+        }
+        send(&producer, record)?;
         unreported += 1;
         if i % POLL_EVERY == 0 {
             // `sent` is shared by every producer thread: adding to it per record would bounce
@@ -384,6 +446,29 @@ mod tests {
         assert_eq!(released_until(50, us(100), 10_000.0), 51);
         // Far behind: at most POLL_EVERY at once.
         assert_eq!(released_until(0, Duration::from_secs(1), 10_000.0), POLL_EVERY);
+    }
+
+    #[test]
+    fn loadgen_placement_fills_a_batch_per_partition_in_turn() {
+        // 16 KiB batches of 100-byte records: 148 records each.
+        let p = Placement::new(Partitioner::Loadgen, 4, 16384, 100);
+        assert_eq!(
+            p,
+            Placement::Blocks {
+                partitions: 4,
+                per_batch: 148
+            }
+        );
+        assert_eq!(p.partition(0, 0), Some(0));
+        assert_eq!(p.partition(0, 147), Some(0));
+        assert_eq!(p.partition(0, 148), Some(1));
+        assert_eq!(p.partition(0, 4 * 148), Some(0));
+        // Producers start on different partitions.
+        assert_eq!(p.partition(1, 0), Some(1));
+        assert_eq!(
+            Placement::new(Partitioner::Librdkafka, 4, 16384, 100).partition(0, 0),
+            None
+        );
     }
 
     #[test]
