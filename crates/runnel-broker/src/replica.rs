@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use runnel_metadata::image::{MetadataImage, TopicImage};
 use runnel_metadata::records::TopicId;
-use runnel_storage::{CleanerConfig, FlushPolicy, PartitionLog, StorageError};
+use runnel_storage::{CleanerConfig, FlushPolicy, PartitionLog, RecoveryPointWrite, StorageError};
 use tokio::sync::Notify;
 
 use crate::topic_config::TopicSettings;
@@ -342,7 +342,11 @@ fn sync_rolled_segments(part: &Partition) {
             path: part.dir(),
             source: e,
         })
-        .and_then(|()| part.log().mark_rolls_synced(&rolled));
+        .and_then(|()| {
+            // The log lock is released (end of this statement) before the checkpoint's fsyncs.
+            let checkpoint = part.log().mark_rolls_synced(&rolled);
+            checkpoint.map_or(Ok(()), RecoveryPointWrite::write)
+        });
     if let Err(e) = synced {
         tracing::warn!(topic = %part.topic, partition = part.index, error = %e, "syncing rolled segments failed");
     }

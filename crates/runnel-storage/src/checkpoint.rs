@@ -32,6 +32,15 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StorageEr
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Writes `contents` to `path` through a temporary file and a rename, without any fsync: the
+/// caller syncs the file and its directory later (a reader after a crash must tolerate a file
+/// that is missing, empty or torn, e.g. by a checksum).
+pub(crate) fn write_replace_unsynced(path: &Path, contents: &[u8]) -> Result<(), StorageError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
 /// fsyncs a directory so that a rename or create inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)

@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use runnel_protocol::records::{assign_offsets, batches, decode_records, AssignedOffsets, RecordError, TimestampType};
@@ -83,31 +84,87 @@ pub struct RetentionOutcome {
 
 /// What a group commit must fdatasync to cover every append so far: sync the files outside the
 /// partition lock, then call `mark_flushed(end_offset)`. The files are the active segment's log
-/// and those of segments rolled since their last sync.
+/// and those of segments rolled since their last sync, and the directory when a roll created
+/// files in it that are not yet durable there.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
     files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
     pub end_offset: i64,
 }
 
 impl SyncTarget {
     pub fn sync(&self) -> std::io::Result<()> {
-        self.files.iter().try_for_each(|f| f.sync_data())
+        self.files.iter().try_for_each(|f| f.sync_data())?;
+        self.dir.as_deref().map_or(Ok(()), fsync_dir)
     }
 }
 
-/// Segments rolled and not yet synced, with their indexes: sync them outside the partition
-/// lock, then call `mark_rolls_synced`, which moves the recovery point past them. Kafka also
-/// flushes a rolled segment in the background rather than on the append that rolled it.
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What rolls left to sync: the rolled segments with their indexes, the producer snapshots
+/// taken at the rolls, and the directory that gained the new files. Sync them outside the
+/// partition lock, then call `mark_rolls_synced`, which moves the recovery point past them.
+/// Kafka too flushes a rolled segment, its snapshot and the directory in the background rather
+/// than on the append that rolled it: a roll does no fsync under the lock.
 #[derive(Debug, Clone)]
 pub struct RollSync {
     segments: Vec<(i64, SegmentFiles)>,
+    snapshots: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+    /// `PartitionLog::rolls` when this was taken: the directory is synced up to that roll.
+    rolls: u64,
 }
 
 impl RollSync {
+    /// Files first, then the directory that names them.
     pub fn sync(&self) -> std::io::Result<()> {
-        self.segments.iter().try_for_each(|(_, files)| files.sync())
+        self.segments.iter().try_for_each(|(_, files)| files.sync())?;
+        for path in &self.snapshots {
+            match File::open(path).and_then(|f| f.sync_data()) {
+                // Deleted since (truncation, retention): nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        self.dir.as_deref().map_or(Ok(()), fsync_dir)
     }
+}
+
+/// A recovery-point checkpoint decided under the partition lock and written once the lock is
+/// released: the write costs two fsyncs, which would otherwise hold up the partition's appends
+/// and reads. Writes decided later win: an older one that comes last is skipped.
+#[must_use = "the checkpoint is only written by `write`"]
+pub struct RecoveryPointWrite {
+    file: Arc<RecoveryPointFile>,
+    seq: u64,
+    offset: i64,
+}
+
+impl RecoveryPointWrite {
+    pub fn write(self) -> Result<(), StorageError> {
+        let mut written = self.file.written_seq.lock().unwrap_or_else(|e| e.into_inner());
+        if *written >= self.seq {
+            return Ok(());
+        }
+        write_offset_checkpoint(&self.file.path, &self.file.topic, self.file.partition, self.offset)?;
+        *written = self.seq;
+        Ok(())
+    }
+}
+
+/// A partition's `recovery-point-offset-checkpoint` and the order of the writes decided for it.
+#[derive(Debug)]
+struct RecoveryPointFile {
+    path: PathBuf,
+    topic: String,
+    partition: i32,
+    /// Bumped (under the partition lock) for every value decided.
+    decided_seq: AtomicU64,
+    /// The newest decision on disk.
+    written_seq: Mutex<u64>,
 }
 
 pub struct PartitionLog {
@@ -123,6 +180,13 @@ pub struct PartitionLog {
     /// Base offsets of inactive segments above the recovery point whose data may not be on
     /// disk yet (rolled, or recovered at open): the recovery point stays at the first of them.
     unsynced: BTreeSet<i64>,
+    /// Producer snapshots written at rolls and not yet synced.
+    unsynced_snapshots: Vec<PathBuf>,
+    /// A roll created files the directory may not hold durably yet.
+    dir_unsynced: bool,
+    /// Rolls so far, to tell whether a `RollSync` covered the latest one.
+    rolls: u64,
+    recovery_point_file: Arc<RecoveryPointFile>,
     unflushed_messages: u64,
     last_flush_ms: i64,
     epochs: LeaderEpochCache,
@@ -212,6 +276,13 @@ impl PartitionLog {
         };
         let start_checkpoint = read_offset_checkpoint(&dir.join(LOG_START_CHECKPOINT_FILE), &topic, partition)?;
         let (segments, changed) = load_segments(dir, &config, recovery_point, start_checkpoint.unwrap_or(0), now_ms)?;
+        let recovery_point_file = Arc::new(RecoveryPointFile {
+            path: dir.join(RECOVERY_POINT_CHECKPOINT_FILE),
+            topic: topic.clone(),
+            partition,
+            decided_seq: AtomicU64::new(0),
+            written_seq: Mutex::new(0),
+        });
         let mut log = Self {
             dir: dir.to_path_buf(),
             topic,
@@ -223,6 +294,10 @@ impl PartitionLog {
             recovery_point: 0,
             flushed_offset: 0,
             unsynced: BTreeSet::new(),
+            unsynced_snapshots: Vec::new(),
+            dir_unsynced: false,
+            rolls: 0,
+            recovery_point_file,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             epochs: LeaderEpochCache::open(dir)?,
@@ -621,10 +696,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Starts a new active segment at the log end offset. The old one is trimmed; syncing it is
-    /// left to `roll_sync` (a background task), as Kafka does: an fdatasync of a whole segment
-    /// here would hold the partition's appends and reads for as long as the disk takes to write
-    /// it (half a second for a 1 GiB segment on our test VM).
+    /// Starts a new active segment at the log end offset. The old one is trimmed; syncing it,
+    /// the producer snapshot and the directory is left to `roll_sync` (a background task), as
+    /// Kafka does: an fdatasync of a whole segment here would hold the partition's appends and
+    /// reads for as long as the disk takes to write it (half a second for a 1 GiB segment on
+    /// our test VM), and even the directory and snapshot fsyncs took up to 15 ms there while
+    /// the disk was busy. Group commits sync the directory themselves (`sync_target`).
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let new_base = self.log_end_offset();
         let old = self.active_mut();
@@ -632,10 +709,12 @@ impl PartitionLog {
         let old_base = old.base_offset;
         let segment = Segment::create(&self.dir, new_base, self.config.index_bytes(), now_ms)?;
         self.segments.insert(new_base, segment);
-        sync_dir(&self.dir)?;
+        self.dir_unsynced = true;
+        self.rolls += 1;
         // The state now covers exactly the batches below `new_base`: recovery restarts here.
-        // (A snapshot beyond what survives a crash is ignored at load.)
-        self.producers.write_snapshot(&self.dir, new_base)?;
+        // (A snapshot beyond what survives a crash, or torn by it, is ignored at load.)
+        let snapshot = self.producers.write_snapshot_unsynced(&self.dir, new_base)?;
+        self.unsynced_snapshots.push(snapshot);
         self.unsynced.insert(old_base);
         Ok(())
     }
@@ -650,35 +729,55 @@ impl PartitionLog {
             .filter_map(|base| self.segments.get(base))
     }
 
-    /// The rolled segments still to sync, if any (see `RollSync`).
+    /// What rolls left to sync, if anything (see `RollSync`).
     pub fn roll_sync(&self) -> Option<RollSync> {
         let segments: Vec<(i64, SegmentFiles)> = self
             .unsynced_segments()
             .map(|s| (s.base_offset, s.sync_files()))
             .collect();
-        (!segments.is_empty()).then_some(RollSync { segments })
+        (!segments.is_empty() || self.dir_unsynced || !self.unsynced_snapshots.is_empty()).then(|| RollSync {
+            segments,
+            snapshots: self.unsynced_snapshots.clone(),
+            dir: self.dir_unsynced.then(|| self.dir.clone()),
+            rolls: self.rolls,
+        })
     }
 
-    /// Records that `done`'s segments are on disk: the recovery point moves up to the first
-    /// segment still unsynced (the active one when none is).
-    pub fn mark_rolls_synced(&mut self, done: &RollSync) -> Result<(), StorageError> {
+    /// Records that `done` is on disk: the recovery point moves up to the first segment still
+    /// unsynced (the active one when none is). The checkpoint that records it is returned, to
+    /// be written once the partition lock is released.
+    pub fn mark_rolls_synced(&mut self, done: &RollSync) -> Option<RecoveryPointWrite> {
         for (base, _) in &done.segments {
             self.unsynced.remove(base);
+        }
+        self.unsynced_snapshots.retain(|p| !done.snapshots.contains(p));
+        if done.dir.is_some() && done.rolls == self.rolls {
+            self.dir_unsynced = false;
         }
         let live: BTreeSet<i64> = self.unsynced_segments().map(|s| s.base_offset).collect();
         self.unsynced = live;
         let durable = self.unsynced.first().copied().unwrap_or(self.active().base_offset);
         self.flushed_offset = self.flushed_offset.max(durable);
-        if durable > self.recovery_point {
-            self.recovery_point = durable;
-            self.write_recovery_point()?;
+        if durable <= self.recovery_point {
+            return None;
         }
-        Ok(())
+        self.recovery_point = durable;
+        Some(self.decide_recovery_point())
+    }
+
+    /// The checkpoint of the current recovery point, ordered after every one decided before.
+    fn decide_recovery_point(&self) -> RecoveryPointWrite {
+        let file = Arc::clone(&self.recovery_point_file);
+        let seq = file.decided_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        RecoveryPointWrite {
+            file,
+            seq,
+            offset: self.recovery_point,
+        }
     }
 
     fn write_recovery_point(&self) -> Result<(), StorageError> {
-        let path = self.dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
-        write_offset_checkpoint(&path, &self.topic, self.partition, self.recovery_point)
+        self.decide_recovery_point().write()
     }
 
     fn write_log_start(&self) -> Result<(), StorageError> {
@@ -1003,6 +1102,12 @@ impl PartitionLog {
         }
         self.unsynced.clear();
         self.active().flush()?;
+        if let Some(rolled) = self.roll_sync() {
+            // Snapshots and the directory; the segments were synced just above.
+            rolled.sync().at(&self.dir)?;
+            self.unsynced_snapshots.clear();
+            self.dir_unsynced = false;
+        }
         self.flushed_offset = leo;
         self.unflushed_messages = 0;
         if self.recovery_point != leo {
@@ -1017,6 +1122,7 @@ impl PartitionLog {
         files.push(self.active().log_file());
         SyncTarget {
             files,
+            dir: self.dir_unsynced.then(|| self.dir.clone()),
             end_offset: self.log_end_offset(),
         }
     }

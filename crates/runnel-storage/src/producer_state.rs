@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use runnel_protocol::records::BatchHeader;
 
-use crate::checkpoint::write_atomic;
+use crate::checkpoint::{write_atomic, write_replace_unsynced};
 use crate::error::{IoContext, StorageError};
 use crate::txn_index::{AbortedTxn, EndTxnMarker};
 
@@ -554,6 +554,15 @@ impl ProducerStateManager {
     /// Writes `<dir>/<offset>.snapshot` atomically.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> Result<(), StorageError> {
         write_atomic(&snapshot_path(dir, offset), &self.encode_snapshot())
+    }
+
+    /// `write_snapshot` without the fsyncs, for a segment roll (Kafka takes that snapshot
+    /// unsynced too and flushes it with the rolled segment): returns the file to sync later.
+    /// A snapshot torn by a crash fails its CRC and is deleted at load.
+    pub fn write_snapshot_unsynced(&self, dir: &Path, offset: i64) -> Result<PathBuf, StorageError> {
+        let path = snapshot_path(dir, offset);
+        write_replace_unsynced(&path, &self.encode_snapshot())?;
+        Ok(path)
     }
 
     /// The newest readable snapshot at or below `max_offset`, and its offset. Snapshots above

@@ -103,6 +103,39 @@ fn state_survives_clean_close_and_crash() {
 }
 
 #[test]
+fn a_torn_roll_snapshot_is_dropped_and_the_state_rebuilt_from_the_log() {
+    // A roll writes its producer snapshot without an fsync (the background pass syncs it), so a
+    // crash can leave it empty or torn: the log must still open with the full state.
+    for torn_len in [0u64, 7] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = partition_dir(root.path());
+        let mut log = open(&dir, small_config());
+        for seq in 0..80 {
+            log.append_as_leader(&mut idempotent_batch(6, 1, seq, 1), 0, 0).unwrap();
+        }
+        drop(log); // crash
+        let newest = *snapshot_offsets(&dir).last().expect("rolls wrote snapshots");
+        let path = dir.join(format!("{newest:020}.snapshot"));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(torn_len)
+            .unwrap();
+        let mut log = open(&dir, small_config());
+        assert!(
+            !snapshot_offsets(&dir).contains(&newest),
+            "the torn snapshot is deleted"
+        );
+        let retry = log.append_as_leader(&mut idempotent_batch(6, 1, 79, 1), 0, 0).unwrap();
+        assert!(retry.duplicate, "torn to {torn_len} bytes");
+        assert_eq!(retry.first_offset, 79);
+        let gap = log.append_as_leader(&mut idempotent_batch(6, 1, 90, 1), 0, 0);
+        assert!(matches!(gap, Err(StorageError::OutOfOrderSequence { .. })), "{gap:?}");
+    }
+}
+
+#[test]
 fn truncation_rewinds_producer_state() {
     let root = tempfile::tempdir().unwrap();
     let dir = partition_dir(root.path());

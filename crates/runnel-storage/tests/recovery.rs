@@ -186,7 +186,54 @@ fn truncated_indexes_after_a_crash_are_rebuilt() {
 fn sync_rolls(log: &mut PartitionLog) {
     let rolled = log.roll_sync().expect("rolled segments to sync");
     rolled.sync().unwrap();
-    log.mark_rolls_synced(&rolled).unwrap();
+    if let Some(checkpoint) = log.mark_rolls_synced(&rolled) {
+        checkpoint.write().unwrap();
+    }
+}
+
+#[test]
+fn a_pass_that_covers_the_latest_roll_leaves_nothing_to_sync() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 40);
+    sync_rolls(&mut log);
+    assert!(log.roll_sync().is_none());
+    // One more roll: its segment, its snapshot and the directory's new entries await the pass.
+    let segments = log.segment_count();
+    while log.segment_count() == segments {
+        fill(&mut log, 1);
+    }
+    assert!(
+        log.roll_sync().is_some(),
+        "the roll's directory and snapshot await a sync"
+    );
+    sync_rolls(&mut log);
+    assert!(
+        log.roll_sync().is_none(),
+        "a pass that covered the latest roll leaves nothing"
+    );
+}
+
+#[test]
+fn a_recovery_point_decided_earlier_never_overwrites_a_later_one() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 40);
+    let rolled = log.roll_sync().expect("rolled segments");
+    rolled.sync().unwrap();
+    let stale = log.mark_rolls_synced(&rolled).expect("the recovery point moved");
+    // Meanwhile a flush (under the partition lock) records a later recovery point...
+    fill(&mut log, 5);
+    log.flush().unwrap();
+    let leo = log.log_end_offset();
+    assert_eq!(log.recovery_point(), leo);
+    // ...so the earlier decision, written last, is skipped.
+    stale.write().unwrap();
+    drop(log); // crash
+    let log = open(&dir, small_config());
+    assert_eq!(log.recovery_point(), leo);
 }
 
 #[test]
