@@ -813,8 +813,11 @@ impl PartitionLog {
             min_one_batch,
         };
         let mut records = Bytes::new();
-        if let Some((segment, at)) = self.locate(start_offset)? {
-            records = segment.read_from(at.position, &limits)?;
+        for segment in self.segments_from(start_offset) {
+            if let Some(read) = segment.read(start_offset, &limits)? {
+                records = read;
+                break;
+            }
         }
         Ok(ReadInfo {
             records,
@@ -823,15 +826,10 @@ impl PartitionLog {
         })
     }
 
-    /// The segment and batch holding the first offset `>= offset`.
-    fn locate(&self, offset: i64) -> Result<Option<(&Segment, BatchPosition)>, StorageError> {
+    /// The segments that may hold the first offset `>= offset`, in order.
+    fn segments_from(&self, offset: i64) -> impl Iterator<Item = &Segment> + '_ {
         let floor = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
-        for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            if let Some(at) = segment.find_batch(offset)? {
-                return Ok(Some((segment, at)));
-            }
-        }
-        Ok(None)
+        self.segments.range(floor..).map(|(_, s)| s)
     }
 
     /// ListOffsets by timestamp: the first record (at or after the log start offset) whose

@@ -60,8 +60,78 @@ fn read_limits_max_bytes_min_one_batch_and_max_offset() {
     assert_eq!(headers(&log.read(0, 1 << 20, 4, false).unwrap().records).len(), 2);
 }
 
+/// What a read must return, by the rules of `PartitionLog::read`, from batches
+/// `(first, last, size)` of one segment: whole batches from the one holding `offset`, within
+/// `max_bytes` (the first one regardless with `min_one`), stopping before `max_excl`.
+fn expected_read(
+    batches: &[(i64, i64, usize)],
+    offset: i64,
+    max_bytes: usize,
+    max_excl: i64,
+    min_one: bool,
+) -> Vec<i64> {
+    let Some(at) = batches.iter().position(|(_, last, _)| *last >= offset) else {
+        return Vec::new();
+    };
+    let mut taken = Vec::new();
+    let mut bytes = 0;
+    for (first, last, size) in &batches[at..] {
+        if *last >= max_excl {
+            break;
+        }
+        if bytes + size > max_bytes {
+            if taken.is_empty() && min_one {
+                taken.push(*first);
+            }
+            break;
+        }
+        bytes += size;
+        taken.push(*first);
+    }
+    taken
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// Reads take one positioned read from the index entry (search and data together) when
+    /// the batch is near it, and search header by header when it is not: batches here range
+    /// from a few bytes to 20 KiB and index entries from 256 bytes to 32 KiB apart.
+    #[test]
+    fn reads_match_the_model_whatever_the_batch_and_index_spacing(
+        sizes in proptest::collection::vec((1usize..6, prop_oneof![0usize..300, 2_000usize..20_000]), 1..40),
+        index_interval_bytes in prop_oneof![Just(256u32), Just(4096), Just(32_768)],
+        probes in proptest::collection::vec(
+            (any::<prop::sample::Index>(), prop_oneof![1usize..100, 100usize..70_000], any::<bool>(), any::<prop::sample::Index>()),
+            1..24,
+        ),
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let config = runnel_storage::LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes,
+            ..small_config()
+        };
+        let mut log = open(&partition_dir(root.path()), config);
+        let mut batches = Vec::new();
+        for (i, (count, value_bytes)) in sizes.iter().enumerate() {
+            let mut b = batch_with(*count, i as i64, *value_bytes, Compression::None);
+            let info = log.append_as_leader(&mut b, 0, 0).unwrap();
+            batches.push((info.first_offset, info.last_offset, b.len()));
+        }
+        let leo = log.log_end_offset();
+        for (offset, max_bytes, min_one, max_excl) in probes {
+            let offset = offset.index(leo as usize) as i64;
+            let max_excl = offset + 1 + max_excl.index((leo - offset) as usize) as i64;
+            let read = log.read(offset, max_bytes, max_excl, min_one).unwrap();
+            let got: Vec<i64> = headers(&read.records).iter().map(|h| h.base_offset).collect();
+            prop_assert_eq!(
+                got,
+                expected_read(&batches, offset, max_bytes, max_excl, min_one),
+                "offset {} max_bytes {} max_excl {} min_one {}", offset, max_bytes, max_excl, min_one
+            );
+        }
+    }
+
     #[test]
     fn random_appends_read_back_at_random_offsets(
         counts in proptest::collection::vec((1usize..20, 0usize..200), 1..60),
