@@ -132,7 +132,10 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Held for a whole `sync_with_image`, so two syncs never open the same log twice, while
     /// the map's own lock is held only to look up and to swap entries, never across file work.
-    syncing: Mutex<()>,
+    /// It holds the metadata offset of the newest image applied: an older image that reaches
+    /// the lock later (the metadata follower racing a request's own sync) is skipped, or it
+    /// would delete the partitions of a topic the newer image just created.
+    syncing: Mutex<u64>,
     /// Woken on every append, so parked fetches re-check instead of polling on a timer.
     pub appended: Notify,
 }
@@ -143,7 +146,7 @@ impl ReplicaManager {
             node_id,
             log_dir,
             partitions: RwLock::new(HashMap::new()),
-            syncing: Mutex::new(()),
+            syncing: Mutex::new(0),
             appended: Notify::new(),
         }
     }
@@ -175,6 +178,10 @@ impl ReplicaManager {
         settings_for: &dyn Fn(&TopicImage) -> TopicSettings,
         now_ms: i64,
     ) -> Result<(), StorageError> {
+        let mut synced_offset = self.syncing.lock().expect("replica sync lock poisoned");
+        if image.offset < *synced_offset {
+            return Ok(());
+        }
         let mut wanted = HashMap::new();
         for topic in image.topics() {
             let settings = Arc::new(settings_for(topic));
@@ -187,7 +194,6 @@ impl ReplicaManager {
                 }
             }
         }
-        let _syncing = self.syncing.lock().expect("replica sync lock poisoned");
         // Creating a topic opens a log per partition, and deleting one removes files: none of
         // that happens under the map's lock, which every produce and fetch takes to look up
         // its partition.
@@ -239,6 +245,7 @@ impl ReplicaManager {
             let mut map = self.partitions.write().expect("replica map lock poisoned");
             map.insert(tp, Arc::new(part));
         }
+        *synced_offset = image.offset;
         Ok(())
     }
 
@@ -361,5 +368,59 @@ fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
             tracing::warn!(topic = %part.topic, partition = part.index, "partition busy; deleting its files later");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_metadata::records::MetadataRecord;
+
+    use super::*;
+    use crate::config::{BrokerConfig, LoadOptions};
+
+    #[test]
+    fn an_older_image_applied_late_never_undoes_a_newer_one() {
+        // The metadata follower may reach the sync lock with an image older than the one a
+        // CreateTopics request just applied; it must not delete the new topic's partition.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(1, dir.path().to_path_buf());
+        let (config, _) = BrokerConfig::load(LoadOptions::default()).expect("default config");
+        let older = MetadataImage::empty().apply_at(&[], 1, 1);
+        let topic_id = [7u8; 16];
+        let newer = older.apply_at(
+            &[
+                MetadataRecord::TopicRecord {
+                    name: "orders".into(),
+                    topic_id,
+                },
+                MetadataRecord::PartitionRecord {
+                    topic_id,
+                    partition: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
+            ],
+            2,
+            1,
+        );
+        let sync = |image: &MetadataImage| {
+            replicas
+                .sync_with_image(image, &|t| TopicSettings::resolve(&config, image, &t.name), 0)
+                .expect("sync")
+        };
+        sync(&newer);
+        assert!(
+            replicas.get("orders", 0).is_some(),
+            "the newer image opens the partition"
+        );
+        sync(&older);
+        assert!(
+            replicas.get("orders", 0).is_some(),
+            "the older image, applied late, is skipped"
+        );
+        assert!(dir.path().join("orders-0").exists());
     }
 }
