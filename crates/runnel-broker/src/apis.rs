@@ -110,6 +110,9 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("cannot decode request: {e}")),
     };
+    // The request's byte fields are slices of the frame; with the frame gone, a Produce's
+    // records may be the only handle on their memory and are then appended without a copy.
+    drop(body);
     let started = std::time::Instant::now();
     let request = match request {
         RequestBody::Produce(r) => {

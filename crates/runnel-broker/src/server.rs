@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use runnel_protocol::frame::{check_frame_size, decode_request_header, RequestHeader};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -74,6 +74,13 @@ enum Pending {
 
 /// Deferred responses a connection may have outstanding before it stops reading.
 const MAX_PENDING: usize = 64;
+/// What a connection reads into at a time when no frame is partly in: several small requests.
+const READ_CHUNK: usize = 64 * 1024;
+/// A frame's bytes are reserved at most this much ahead of what has arrived, so a client that
+/// only claims a large frame costs nothing.
+const FRAME_CHUNK: usize = 1 << 20;
+/// A read buffer left this large by a big request is dropped once it is empty.
+const READ_BUFFER_KEEP: usize = 4 * 1024 * 1024;
 
 async fn serve_connection(
     stream: TcpStream,
@@ -81,8 +88,10 @@ async fn serve_connection(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
-    let (read_half, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let (mut reader, mut writer) = stream.into_split();
+    // Requests are read into one buffer and each frame is split off it: the frame a handler
+    // gets (and a Produce appends) is the very memory the socket was read into.
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let limit = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let mut out = BytesMut::with_capacity(64 * 1024);
     // Empty unless a Produce waits for its fsync: then later requests are read and handled
@@ -90,45 +99,18 @@ async fn serve_connection(
     let mut pending: VecDeque<Pending> = VecDeque::new();
     loop {
         write_ready(&mut pending, &mut writer).await?;
-        let full = pending.len() >= MAX_PENDING;
-        let readable = match pending.front_mut() {
-            Some(Pending::Deferred(head)) if full => {
-                let done = head.await;
-                pending.pop_front();
-                write_deferred(done, &mut writer).await?;
-                continue;
-            }
-            Some(Pending::Deferred(head)) => tokio::select! {
-                done = head => {
-                    pending.pop_front();
-                    write_deferred(done, &mut writer).await?;
-                    continue;
+        let mut frame = match split_frame(&mut rbuf, limit)? {
+            Some(frame) => frame,
+            None => match read_more(&mut reader, &mut rbuf, &mut pending, &mut writer, &mut shutdown).await? {
+                Read::Some => continue,
+                Read::Shutdown => return Ok(()),
+                Read::Closed => {
+                    // The client closed its side: answer what is still owed, then stop.
+                    drain(&mut pending, &mut writer).await?;
+                    return Ok(());
                 }
-                // `fill_buf` is cancel-safe: bytes it read stay in the buffer.
-                filled = reader.fill_buf() => filled.map(|b| !b.is_empty())?,
-                _ = shutdown.changed() => return Ok(()),
-            },
-            _ => tokio::select! {
-                filled = tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()) => match filled {
-                    Ok(filled) => filled.map(|b| !b.is_empty())?,
-                    Err(_) => return Err(ConnError::Protocol("idle connection".into())),
-                },
-                _ = shutdown.changed() => return Ok(()),
             },
         };
-        if !readable {
-            // The client closed its side: answer what is still owed, then stop.
-            drain(&mut pending, &mut writer).await?;
-            return Ok(());
-        }
-        let mut prefix = [0u8; 4];
-        match reader.read_exact(&mut prefix).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        let size = check_frame_size(prefix, limit).map_err(|e| ConnError::Protocol(e.to_string()))?;
-        let mut frame: Bytes = read_frame(&mut reader, size).await?;
         let header =
             decode_request_header(&mut frame).map_err(|e| ConnError::Protocol(format!("bad request header: {e}")))?;
         out.clear();
@@ -146,7 +128,82 @@ async fn serve_connection(
             // Don't keep a huge fetch buffer alive on an idle connection.
             out = BytesMut::with_capacity(64 * 1024);
         }
+        if rbuf.is_empty() && rbuf.capacity() > READ_BUFFER_KEEP {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
     }
+}
+
+/// Splits the next whole frame (without its size prefix) off the front of `rbuf`, or returns
+/// `None` after reserving room for more of it. A size over `limit` closes the connection
+/// before its body is read.
+fn split_frame(rbuf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, ConnError> {
+    let &[a, b, c, d, ..] = &rbuf[..] else {
+        rbuf.reserve(READ_CHUNK);
+        return Ok(None);
+    };
+    let size = check_frame_size([a, b, c, d], limit).map_err(|e| ConnError::Protocol(e.to_string()))?;
+    let missing = (4 + size).saturating_sub(rbuf.len());
+    if missing > 0 {
+        rbuf.reserve(missing.max(READ_CHUNK).min(FRAME_CHUNK));
+        return Ok(None);
+    }
+    let mut frame = if rbuf.len() == 4 + size {
+        // The buffer holds just this frame: hand over the whole allocation, so the frame is
+        // its only owner (a Produce then appends its records without copying them).
+        std::mem::take(rbuf)
+    } else {
+        rbuf.split_to(4 + size)
+    };
+    frame.advance(4);
+    Ok(Some(frame.freeze()))
+}
+
+/// What `read_more` saw.
+enum Read {
+    /// Bytes arrived, or a deferred response was written: look for a frame again.
+    Some,
+    /// The client closed its side.
+    Closed,
+    Shutdown,
+}
+
+/// Reads what the socket has into `rbuf`, meanwhile writing deferred responses as they
+/// complete.
+async fn read_more(
+    reader: &mut OwnedReadHalf,
+    rbuf: &mut BytesMut,
+    pending: &mut VecDeque<Pending>,
+    writer: &mut OwnedWriteHalf,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Read, ConnError> {
+    let full = pending.len() >= MAX_PENDING;
+    let read = match pending.front_mut() {
+        Some(Pending::Deferred(head)) if full => {
+            let done = head.await;
+            pending.pop_front();
+            write_deferred(done, writer).await?;
+            return Ok(Read::Some);
+        }
+        Some(Pending::Deferred(head)) => tokio::select! {
+            done = head => {
+                pending.pop_front();
+                write_deferred(done, writer).await?;
+                return Ok(Read::Some);
+            }
+            // `read_buf` is cancel-safe: nothing is read unless it completes.
+            n = reader.read_buf(rbuf) => n?,
+            _ = shutdown.changed() => return Ok(Read::Shutdown),
+        },
+        _ => tokio::select! {
+            n = tokio::time::timeout(IDLE_TIMEOUT, reader.read_buf(rbuf)) => match n {
+                Ok(n) => n?,
+                Err(_) => return Err(ConnError::Protocol("idle connection".into())),
+            },
+            _ = shutdown.changed() => return Ok(Read::Shutdown),
+        },
+    };
+    Ok(if read == 0 { Read::Closed } else { Read::Some })
 }
 
 /// Writes the responses at the head of the queue that are complete.
@@ -175,22 +232,6 @@ async fn drain(pending: &mut VecDeque<Pending>, writer: &mut OwnedWriteHalf) -> 
         }
     }
     Ok(())
-}
-
-/// Reads a `size`-byte frame body. Memory grows with the bytes that actually arrive (in steps of
-/// at most `FRAME_CHUNK`), so a client that only claims a large frame costs nothing.
-async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R, size: usize) -> Result<Bytes, ConnError> {
-    const FRAME_CHUNK: usize = 1 << 20;
-    let mut frame = BytesMut::with_capacity(size.min(FRAME_CHUNK));
-    while frame.len() < size {
-        let want = (size - frame.len()).min(FRAME_CHUNK);
-        frame.reserve(want);
-        let n = (&mut *reader).take(want as u64).read_buf(&mut frame).await?;
-        if n == 0 {
-            return Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-    }
-    Ok(frame.freeze())
 }
 
 fn close_reason(h: &RequestHeader, reason: &str) -> String {

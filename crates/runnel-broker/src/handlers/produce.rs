@@ -185,8 +185,9 @@ fn produce_partition(
         ));
     }
     let records = data.records.unwrap_or_default();
+    let record_bytes = records.len() as u64;
     let now = now_ms();
-    let (mut buf, header) = prepare(&records, &settings, now, version)?;
+    let (mut buf, header) = prepare(records, &settings, now, version)?;
     let transactional = header
         .is_transactional()
         .then_some((header.producer_id, header.producer_epoch));
@@ -216,7 +217,7 @@ fn produce_partition(
         broker.replicas.appended.notify_waiters();
         // Kafka's BytesInPerSec counts the record-batch bytes as received.
         let messages = u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0);
-        broker.metrics.produced(topic, messages, records.len() as u64);
+        broker.metrics.produced(topic, messages, record_bytes);
     }
     let flush =
         (acks == -1 && settings.log.flush_policy == FlushPolicy::Fsync).then(|| (part.clone(), info.last_offset));
@@ -250,9 +251,10 @@ fn storage_rejection(e: StorageError) -> Rejection {
 
 /// Validates the producer's batch and returns the bytes to append (recompressed and stamped
 /// where the topic asks for it) with the batch's header. Produce v3+ carries exactly one batch
-/// per partition.
+/// per partition. Offsets are assigned in the returned buffer, which is the request's own
+/// memory when nothing else holds it (no copy), else a copy.
 fn prepare(
-    records: &Bytes,
+    records: Bytes,
     settings: &TopicSettings,
     now: i64,
     version: i16,
@@ -263,7 +265,7 @@ fn prepare(
             "produce request carries no record batch",
         ));
     }
-    let summary = records::validate_batches(records).map_err(record_rejection)?;
+    let summary = records::validate_batches(&records).map_err(record_rejection)?;
     if summary.batch_count != 1 {
         return Err(reject(
             ErrorCode::INVALID_RECORD,
@@ -271,7 +273,7 @@ fn prepare(
         ));
     }
     let header = summary.first;
-    let bytes: &[u8] = records;
+    let bytes: &[u8] = &records;
     if header.total_size_bytes() > settings.max_message_bytes {
         let message = format!(
             "batch of {} bytes exceeds max.message.bytes {}",
@@ -303,10 +305,10 @@ fn prepare(
         check_keys(&decoded, settings)?;
         match target.filter(|_| recompress) {
             Some(t) => recompressed(&header, &decoded, t)?,
-            None => BytesMut::from(bytes),
+            None => BytesMut::from(records),
         }
     } else {
-        BytesMut::from(bytes)
+        BytesMut::from(records)
     };
     if settings.timestamp_type == TimestampType::LogAppendTime {
         records::set_log_append_time_all(&mut out, now).map_err(record_rejection)?;
