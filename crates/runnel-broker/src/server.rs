@@ -145,7 +145,7 @@ fn split_frame(rbuf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, ConnE
     let size = check_frame_size([a, b, c, d], limit).map_err(|e| ConnError::Protocol(e.to_string()))?;
     let missing = (4 + size).saturating_sub(rbuf.len());
     if missing > 0 {
-        rbuf.reserve(missing.max(READ_CHUNK).min(FRAME_CHUNK));
+        rbuf.reserve(missing.clamp(READ_CHUNK, FRAME_CHUNK));
         return Ok(None);
     }
     let mut frame = if rbuf.len() == 4 + size {
