@@ -240,3 +240,52 @@ fn close_reason(h: &RequestHeader, reason: &str) -> String {
         h.api_key, h.api_version, h.correlation_id
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn frames_split_off_the_buffer_as_their_bytes_arrive() {
+        let mut rbuf = BytesMut::new();
+        let stream = [framed(b"first"), framed(b"second"), framed(&[9; 300])].concat();
+        let mut got = Vec::new();
+        // Bytes arrive seven at a time: prefixes and bodies are cut anywhere.
+        for chunk in stream.chunks(7) {
+            rbuf.extend_from_slice(chunk);
+            while let Some(frame) = split_frame(&mut rbuf, 1024).expect("within the limit") {
+                got.push(frame);
+            }
+        }
+        assert_eq!(got, vec![&b"first"[..], &b"second"[..], &[9; 300][..]]);
+        assert!(rbuf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_alone_in_the_buffer_owns_its_memory() {
+        let mut rbuf = BytesMut::from(&framed(b"produce")[..]);
+        let frame = split_frame(&mut rbuf, 1024).expect("ok").expect("whole");
+        // Nothing else refers to the allocation, so it converts back without a copy.
+        let ptr = frame.as_ptr();
+        let owned = BytesMut::from(frame);
+        assert_eq!((owned.as_ptr(), &owned[..]), (ptr, &b"produce"[..]));
+    }
+
+    #[test]
+    fn an_oversized_or_negative_size_is_refused_before_the_body() {
+        let mut rbuf = BytesMut::from(&2048u32.to_be_bytes()[..]);
+        assert!(split_frame(&mut rbuf, 1024).is_err());
+        let mut rbuf = BytesMut::from(&(-1i32).to_be_bytes()[..]);
+        assert!(split_frame(&mut rbuf, 1024).is_err());
+        // A claimed size within the limit reserves only what may arrive soon, not the frame.
+        let mut rbuf = BytesMut::from(&(100u32 << 20).to_be_bytes()[..]);
+        assert!(split_frame(&mut rbuf, usize::MAX).expect("ok").is_none());
+        assert!(rbuf.capacity() <= FRAME_CHUNK + 64);
+    }
+}
