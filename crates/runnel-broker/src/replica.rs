@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use runnel_metadata::image::{MetadataImage, TopicImage};
 use runnel_metadata::records::TopicId;
@@ -36,6 +36,9 @@ pub struct Partition {
     settings: RwLock<Arc<TopicSettings>>,
     /// Serialises group-commit flushes: whoever holds it syncs for everyone queued behind.
     flush_lock: tokio::sync::Mutex<()>,
+    /// Fetches parked until this partition changes (Kafka's delayed-fetch purgatory, keyed by
+    /// partition): an append wakes only the fetches that read this partition.
+    fetch_waiters: Mutex<Vec<Weak<Notify>>>,
 }
 
 impl Partition {
@@ -83,11 +86,27 @@ impl Partition {
 
     /// Publishes what an append or a deletion changed. Called with the log lock held so the
     /// published offsets are never older than what a reader of the log sees.
+    /// Publishes the log's offsets to readers that do not take the log lock, and wakes the
+    /// fetches parked on this partition.
     pub fn publish(&self, log: &PartitionLog) {
         self.last_stable_offset
             .store(last_stable_offset(log), Ordering::Release);
         self.high_watermark.store(log.log_end_offset(), Ordering::Release);
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        let parked = std::mem::take(&mut *self.fetch_waiters.lock().expect("fetch waiters lock poisoned"));
+        for waiter in parked.iter().filter_map(Weak::upgrade) {
+            // A permit is kept if the fetch is not waiting yet, so a change between its read
+            // and its wait is never missed.
+            waiter.notify_one();
+        }
+    }
+
+    /// Wakes `waiter` at this partition's next change. A fetch registers before it reads the
+    /// partition; a waiter dropped meanwhile is skipped and forgotten.
+    pub fn wake_on_change(&self, waiter: &Arc<Notify>) {
+        let mut waiters = self.fetch_waiters.lock().expect("fetch waiters lock poisoned");
+        waiters.retain(|w| w.strong_count() > 0);
+        waiters.push(Arc::downgrade(waiter));
     }
 
     /// Waits until every append up to `offset` is on disk (`log.flush.policy=fsync`). Concurrent
@@ -136,8 +155,6 @@ pub struct ReplicaManager {
     /// the lock later (the metadata follower racing a request's own sync) is skipped, or it
     /// would delete the partitions of a topic the newer image just created.
     syncing: Mutex<u64>,
-    /// Woken on every append, so parked fetches re-check instead of polling on a timer.
-    pub appended: Notify,
 }
 
 impl ReplicaManager {
@@ -147,7 +164,6 @@ impl ReplicaManager {
             log_dir,
             partitions: RwLock::new(HashMap::new()),
             syncing: Mutex::new(0),
-            appended: Notify::new(),
         }
     }
 
@@ -241,6 +257,7 @@ impl ReplicaManager {
                 leader_epoch: AtomicI32::new(epoch),
                 settings: RwLock::new(settings),
                 flush_lock: tokio::sync::Mutex::new(()),
+                fetch_waiters: Mutex::new(Vec::new()),
             };
             let mut map = self.partitions.write().expect("replica map lock poisoned");
             map.insert(tp, Arc::new(part));
@@ -375,8 +392,39 @@ fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
 mod tests {
     use runnel_metadata::records::MetadataRecord;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::config::{BrokerConfig, LoadOptions};
+
+    /// An image at metadata offset 2 with topic `orders` of `partitions` partitions, and the
+    /// empty image before it.
+    fn images(partitions: i32) -> (MetadataImage, MetadataImage) {
+        let older = MetadataImage::empty().apply_at(&[], 1, 1);
+        let topic_id = [7u8; 16];
+        let mut records = vec![MetadataRecord::TopicRecord {
+            name: "orders".into(),
+            topic_id,
+        }];
+        records.extend((0..partitions).map(|partition| MetadataRecord::PartitionRecord {
+            topic_id,
+            partition,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }));
+        let newer = older.apply_at(&records, 2, 1);
+        (older, newer)
+    }
+
+    fn sync(replicas: &ReplicaManager, image: &MetadataImage) {
+        let (config, _) = BrokerConfig::load(LoadOptions::default()).expect("default config");
+        replicas
+            .sync_with_image(image, &|t| TopicSettings::resolve(&config, image, &t.name), 0)
+            .expect("sync");
+    }
 
     #[test]
     fn an_older_image_applied_late_never_undoes_a_newer_one() {
@@ -384,43 +432,53 @@ mod tests {
         // CreateTopics request just applied; it must not delete the new topic's partition.
         let dir = tempfile::tempdir().expect("tempdir");
         let replicas = ReplicaManager::new(1, dir.path().to_path_buf());
-        let (config, _) = BrokerConfig::load(LoadOptions::default()).expect("default config");
-        let older = MetadataImage::empty().apply_at(&[], 1, 1);
-        let topic_id = [7u8; 16];
-        let newer = older.apply_at(
-            &[
-                MetadataRecord::TopicRecord {
-                    name: "orders".into(),
-                    topic_id,
-                },
-                MetadataRecord::PartitionRecord {
-                    topic_id,
-                    partition: 0,
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                },
-            ],
-            2,
-            1,
-        );
-        let sync = |image: &MetadataImage| {
-            replicas
-                .sync_with_image(image, &|t| TopicSettings::resolve(&config, image, &t.name), 0)
-                .expect("sync")
-        };
-        sync(&newer);
+        let (older, newer) = images(1);
+        sync(&replicas, &newer);
         assert!(
             replicas.get("orders", 0).is_some(),
             "the newer image opens the partition"
         );
-        sync(&older);
+        sync(&replicas, &older);
         assert!(
             replicas.get("orders", 0).is_some(),
             "the older image, applied late, is skipped"
         );
         assert!(dir.path().join("orders-0").exists());
+    }
+
+    #[tokio::test]
+    async fn a_change_wakes_only_the_fetches_parked_on_that_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(1, dir.path().to_path_buf());
+        sync(&replicas, &images(2).1);
+        let (p0, p1) = (
+            replicas.get("orders", 0).expect("p0"),
+            replicas.get("orders", 1).expect("p1"),
+        );
+        let fetch = Arc::new(Notify::new());
+        p0.wake_on_change(&fetch);
+        let woken = |n: &Arc<Notify>| {
+            let n = n.clone();
+            async move {
+                tokio::time::timeout(Duration::from_millis(20), n.notified())
+                    .await
+                    .is_ok()
+            }
+        };
+        p1.publish(&p1.log());
+        assert!(
+            !woken(&fetch).await,
+            "a change to another partition leaves the fetch parked"
+        );
+        p0.publish(&p0.log());
+        assert!(woken(&fetch).await, "a change to its partition wakes it");
+        p0.publish(&p0.log());
+        assert!(!woken(&fetch).await, "woken once per registration");
+        // A fetch that gave up is forgotten, not woken.
+        let gone = Arc::new(Notify::new());
+        p0.wake_on_change(&gone);
+        drop(gone);
+        p0.wake_on_change(&fetch);
+        assert_eq!(p0.fetch_waiters.lock().expect("lock").len(), 1);
     }
 }

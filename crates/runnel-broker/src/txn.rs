@@ -273,7 +273,6 @@ fn write_markers(broker: &Broker, prepared: &TxnMetadata) {
             tracing::error!(topic, partition, error = %e, "writing a transaction marker failed");
         }
     }
-    broker.replicas.appended.notify_waiters();
 }
 
 fn marker(

@@ -68,7 +68,6 @@ pub fn append(broker: &Broker, partition: i32, records: &[CoordinatorRecord]) ->
         log.append_as_leader(&mut buf, part.leader_epoch(), now)?;
         part.publish(&log);
     }
-    broker.replicas.appended.notify_waiters();
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! Fetch (key 1), v4–17. Reads whole batches up to the high watermark, within `max_bytes`
 //! and each `partition_max_bytes` (the first batch is returned whole even when larger, so a
 //! consumer can always make progress). Waits up to `max_wait_ms` for `min_bytes`, parked on
-//! the replica manager's append notification rather than polling. Fetch sessions (KIP-227) are
+//! the partitions it reads (woken when one of them changes) rather than polling. Fetch sessions (KIP-227) are
 //! not kept: every response has session id 0, which clients treat as "full fetch each time".
 //! `read_committed` reads stop at the last stable offset and carry the aborted transactions
 //! that overlap the returned batches (from the `.txnindex` files), so clients drop their data.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use runnel_protocol::generated::fetch_response::{
 use runnel_protocol::records::{self, Compression};
 use runnel_protocol::ErrorCode;
 use runnel_storage::StorageError;
+use tokio::sync::Notify;
 
 use crate::broker::Broker;
 
@@ -36,24 +38,23 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
+    // Each read registers it with every partition it reads, before reading, so a change
+    // between the read and the wait leaves a permit and is never missed.
+    let changed = Arc::new(Notify::new());
     loop {
-        // Register for the wake-up before reading, so an append between read and wait is seen.
-        let appended = broker.replicas.appended.notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
-        let (response, bytes, errors) = read_all(broker, &req, version);
+        let (response, bytes, errors) = read_all(broker, &req, version, &changed);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
             broker.metrics.fetch_response(broker, &response);
             return response;
         }
-        let _ = tokio::time::timeout(deadline - now, appended).await;
+        let _ = tokio::time::timeout(deadline - now, changed.notified()).await;
     }
 }
 
 /// One pass over every requested partition. Returns the response, the record bytes in it and
 /// whether any partition failed (an error answers at once, as Kafka does).
-fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+fn read_all(broker: &Broker, req: &FetchRequest, version: i16, changed: &Arc<Notify>) -> (FetchResponse, usize, bool) {
     let image = broker.image();
     let mut budget = if req.max_bytes > 0 {
         req.max_bytes as usize
@@ -73,7 +74,14 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse
         for p in &topic.partitions {
             let data = match &name {
                 None => Err(ErrorCode::UNKNOWN_TOPIC_ID),
-                Some(n) => read_partition(broker, n, p, (req.isolation_level, version), &mut budget, total == 0),
+                Some(n) => read_partition(
+                    broker,
+                    n,
+                    p,
+                    (req.isolation_level, version),
+                    (&mut budget, total == 0),
+                    changed,
+                ),
             };
             partitions.push(match data {
                 Ok(d) => {
@@ -108,14 +116,15 @@ fn read_partition(
     topic: &str,
     p: &FetchPartition,
     (isolation_level, version): (i8, i16),
-    budget: &mut usize,
-    first: bool,
+    (budget, first): (&mut usize, bool),
+    changed: &Arc<Notify>,
 ) -> Result<PartitionData, ErrorCode> {
     let part = broker
         .replicas
         .get(topic, p.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     part.check_leader_epoch(p.current_leader_epoch)?;
+    part.wake_on_change(changed);
     // The LSO first: it never passes the high watermark read after it.
     let last_stable_offset = part.last_stable_offset();
     let high_watermark = part.high_watermark();

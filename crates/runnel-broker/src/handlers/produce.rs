@@ -214,7 +214,6 @@ fn produce_partition(
         (info, append_time)
     };
     if !info.duplicate {
-        broker.replicas.appended.notify_waiters();
         // Kafka's BytesInPerSec counts the record-batch bytes as received.
         let messages = u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0);
         broker.metrics.produced(topic, messages, record_bytes);
