@@ -531,7 +531,9 @@ fn write_value(ty: &Ty, value: &str, compact: &str, name: &str) -> String {
         Ty::F64 => format!("write_f64(buf, {value});"),
         Ty::Uuid => format!("write_uuid(buf, &{value});"),
         Ty::Str => format!("write_string(buf, &{value}, {compact}, {name:?})?;"),
-        Ty::Bytes | Ty::Records => format!("write_bytes(buf, &{value}, {compact}, {name:?})?;"),
+        Ty::Bytes => format!("write_bytes(buf, &{value}, {compact}, {name:?})?;"),
+        // Record sets go through the sink, which may send them as their own buffer.
+        Ty::Records => format!("write_records(buf, &{value}, {compact}, {name:?})?;"),
         Ty::Struct(_) => format!("{value}.encode(buf, version)?;"),
         Ty::Array(inner) => {
             let item = match inner.as_ref() {
@@ -714,7 +716,7 @@ fn emit_struct(out: &mut String, s: &StructDef, spec: &Spec) {
     // encode
     let _ = writeln!(
         out,
-        "    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{"
+        "    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {{"
     );
     let _ = writeln!(
         out,
@@ -838,7 +840,7 @@ fn emit_mod(specs: &[Spec]) -> String {
 
     let _ = writeln!(
         out,
-        "\nuse crate::codec::{{DecodeError, EncodeError, Message}};\nuse bytes::{{Bytes, BytesMut}};\n"
+        "\nuse crate::codec::{{DecodeError, EncodeError, Message, Sink}};\nuse bytes::Bytes;\n"
     );
     let _ = writeln!(out, "/// Every Kafka API, by key.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(i16)]\npub enum ApiKey {{");
     for r in &requests {
@@ -902,7 +904,7 @@ fn emit_mod(specs: &[Spec]) -> String {
             r.name
         );
     }
-    let _ = writeln!(out, "        }})\n    }}\n\n    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{\n        match self {{");
+    let _ = writeln!(out, "        }})\n    }}\n\n    pub fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {{\n        match self {{");
     for r in &requests {
         let _ = writeln!(
             out,
@@ -940,7 +942,7 @@ fn emit_mod(specs: &[Spec]) -> String {
             );
         }
     }
-    let _ = writeln!(out, "        }})\n    }}\n\n    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{\n        match self {{");
+    let _ = writeln!(out, "        }})\n    }}\n\n    pub fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {{\n        match self {{");
     for r in &requests {
         if response_of(r).is_some() {
             let _ = writeln!(
@@ -990,7 +992,7 @@ fn emit_mod(specs: &[Spec]) -> String {
         );
     }
     let _ = writeln!(out, "    Ok(checked)\n}}\n");
-    let _ = writeln!(out, "#[cfg(test)]\nfn round_trip<T: Message + crate::sample::Sample + PartialEq + std::fmt::Debug>(\n    g: &mut crate::sample::SampleGen,\n    (min, max): (i16, i16),\n    name: &str,\n) -> Result<usize, String> {{\n    for version in min..=max {{\n        let value = T::sample(g, version);\n        let mut buf = BytesMut::new();\n        value.encode(&mut buf, version).map_err(|e| format!(\"{{name}} v{{version}}: encode: {{e}}\"))?;\n        let mut bytes = buf.freeze();\n        let back = T::decode(&mut bytes, version).map_err(|e| format!(\"{{name}} v{{version}}: decode: {{e}} of {{value:?}}\"))?;\n        if back != value {{\n            return Err(format!(\"{{name}} v{{version}}: {{value:?}} came back as {{back:?}}\"));\n        }}\n        if !bytes.is_empty() {{\n            return Err(format!(\"{{name}} v{{version}}: {{}} bytes left over\", bytes.len()));\n        }}\n    }}\n    Ok((max - min + 1) as usize)\n}}\n");
+    let _ = writeln!(out, "#[cfg(test)]\nfn round_trip<T: Message + crate::sample::Sample + PartialEq + std::fmt::Debug>(\n    g: &mut crate::sample::SampleGen,\n    (min, max): (i16, i16),\n    name: &str,\n) -> Result<usize, String> {{\n    for version in min..=max {{\n        let value = T::sample(g, version);\n        let mut buf = bytes::BytesMut::new();\n        value.encode(&mut buf, version).map_err(|e| format!(\"{{name}} v{{version}}: encode: {{e}}\"))?;\n        let mut bytes = buf.freeze();\n        let back = T::decode(&mut bytes, version).map_err(|e| format!(\"{{name}} v{{version}}: decode: {{e}} of {{value:?}}\"))?;\n        if back != value {{\n            return Err(format!(\"{{name}} v{{version}}: {{value:?}} came back as {{back:?}}\"));\n        }}\n        if !bytes.is_empty() {{\n            return Err(format!(\"{{name}} v{{version}}: {{}} bytes left over\", bytes.len()));\n        }}\n    }}\n    Ok((max - min + 1) as usize)\n}}\n");
     // Typed request trait
     let _ = writeln!(out, "/// A request type with its API key and response type, for typed clients.\npub trait Request: Message {{\n    const API_KEY: ApiKey;\n    type Response: Message;\n}}\n");
     for r in &requests {

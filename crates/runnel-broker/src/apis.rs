@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use runnel_protocol::frame::{encode_response, RequestHeader};
+use runnel_protocol::frame::{encode_response, encode_response_chunks, RequestHeader};
 use runnel_protocol::generated::{ApiKey, RequestBody, ResponseBody};
 use runnel_protocol::ErrorCode;
 
@@ -75,6 +75,9 @@ pub type DeferredResponse = Pin<Box<dyn Future<Output = Result<Option<Bytes>, St
 pub enum Outcome {
     /// `out` holds a response frame to write.
     Respond,
+    /// A response frame in parts, for one vectored write: large record sets leave in the
+    /// buffers they were read into instead of being copied into the response.
+    RespondParts(Vec<Bytes>),
     /// Nothing to send (Produce with acks=0).
     NoResponse,
     /// The response waits for a flush (Produce, acks=-1, `log.flush.policy=fsync`); it is
@@ -134,7 +137,37 @@ pub async fn handle(
         Some(r) => r,
         None => return Outcome::NoResponse,
     };
+    if key == ApiKey::Fetch {
+        return respond_in_parts(out, header, version, &response);
+    }
     respond(out, header, key, version, &response)
+}
+
+/// Record sets at least this large are written from their own buffers, not copied into the
+/// response (below it, the copy costs less than another I/O vector).
+const SHARED_RECORDS_MIN: usize = 16 * 1024;
+
+/// A Fetch response, mostly records: encoded around its record sets, which stay in the
+/// buffers the log read them into. One part (no large record set) is answered from `out`.
+fn respond_in_parts(out: &mut BytesMut, header: &RequestHeader, version: i16, body: &ResponseBody) -> Outcome {
+    let head = std::mem::take(out);
+    let encoded = encode_response_chunks(
+        head,
+        header.correlation_id,
+        ApiKey::Fetch,
+        version,
+        body,
+        SHARED_RECORDS_MIN,
+    );
+    match encoded {
+        Ok(mut parts) if parts.len() == 1 => {
+            // Back into the connection's output buffer (no copy: nothing else holds it).
+            *out = BytesMut::from(parts.pop().unwrap_or_default());
+            Outcome::Respond
+        }
+        Ok(parts) => Outcome::RespondParts(parts),
+        Err(e) => Outcome::Close(format!("cannot encode response: {e}")),
+    }
 }
 
 /// A known API or version we do not serve. Where the response has a top-level error code we

@@ -68,7 +68,7 @@ enum ConnError {
 
 /// Responses waiting for their turn: a connection answers strictly in request order.
 enum Pending {
-    Ready(Bytes),
+    Ready(Parts),
     Deferred(DeferredResponse),
 }
 
@@ -116,7 +116,9 @@ async fn serve_connection(
         out.clear();
         match apis::handle(&broker, &ctx, &header, frame, &mut out).await {
             Outcome::Respond if pending.is_empty() => writer.write_all(&out).await?,
-            Outcome::Respond => pending.push_back(Pending::Ready(out.split().freeze())),
+            Outcome::Respond => pending.push_back(Pending::Ready(Parts::new(vec![out.split().freeze()]))),
+            Outcome::RespondParts(parts) if pending.is_empty() => writer.write_all_buf(&mut Parts::new(parts)).await?,
+            Outcome::RespondParts(parts) => pending.push_back(Pending::Ready(Parts::new(parts))),
             Outcome::Deferred(response) => pending.push_back(Pending::Deferred(response)),
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
@@ -208,11 +210,57 @@ async fn read_more(
 
 /// Writes the responses at the head of the queue that are complete.
 async fn write_ready(pending: &mut VecDeque<Pending>, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
-    while let Some(Pending::Ready(bytes)) = pending.front() {
-        writer.write_all(bytes).await?;
+    while let Some(Pending::Ready(parts)) = pending.front_mut() {
+        writer.write_all_buf(parts).await?;
         pending.pop_front();
     }
     Ok(())
+}
+
+/// A response in parts, written with vectored writes (`writev`) as one buffer.
+struct Parts {
+    parts: VecDeque<Bytes>,
+    remaining: usize,
+}
+
+impl Parts {
+    fn new(parts: Vec<Bytes>) -> Parts {
+        let parts: VecDeque<Bytes> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        let remaining = parts.iter().map(Bytes::len).sum();
+        Parts { parts, remaining }
+    }
+}
+
+impl Buf for Parts {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.parts.front().map_or(&[], |p| &p[..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.remaining, "advance past the end of a response");
+        self.remaining -= cnt;
+        while let Some(front) = self.parts.front_mut() {
+            if cnt < front.len() {
+                front.advance(cnt);
+                return;
+            }
+            cnt -= front.len();
+            self.parts.pop_front();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (slot, part) in dst.iter_mut().zip(&self.parts) {
+            *slot = std::io::IoSlice::new(part);
+            filled += 1;
+        }
+        filled
+    }
 }
 
 async fn write_deferred(done: Result<Option<Bytes>, String>, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
@@ -227,7 +275,7 @@ async fn write_deferred(done: Result<Option<Bytes>, String>, writer: &mut OwnedW
 async fn drain(pending: &mut VecDeque<Pending>, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
     while let Some(p) = pending.pop_front() {
         match p {
-            Pending::Ready(bytes) => writer.write_all(&bytes).await?,
+            Pending::Ready(mut parts) => writer.write_all_buf(&mut parts).await?,
             Pending::Deferred(response) => write_deferred(response.await, writer).await?,
         }
     }
@@ -275,6 +323,28 @@ mod tests {
         let ptr = frame.as_ptr();
         let owned = BytesMut::from(frame);
         assert_eq!((owned.as_ptr(), &owned[..]), (ptr, &b"produce"[..]));
+    }
+
+    #[test]
+    fn parts_write_as_one_buffer_across_their_boundaries() {
+        let mut parts = Parts::new(vec![
+            Bytes::from_static(b"head"),
+            Bytes::new(),
+            Bytes::from_static(b"records"),
+            Bytes::from_static(b"tail"),
+        ]);
+        assert_eq!(parts.remaining(), 15);
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        assert_eq!(parts.chunks_vectored(&mut slices), 3, "empty parts are dropped");
+        let mut written = Vec::new();
+        // Partial writes of 3 bytes, as a busy socket may take them.
+        while parts.has_remaining() {
+            let n = parts.chunk().len().min(3);
+            written.extend_from_slice(&parts.chunk()[..n]);
+            parts.advance(n);
+        }
+        assert_eq!(written, b"headrecordstail");
+        assert!(parts.chunk().is_empty());
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub struct TaggedField {
 /// A generated message or struct: decodes from and encodes to one API version.
 pub trait Message: Sized {
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError>;
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError>;
 }
 
 #[inline]
@@ -286,35 +286,107 @@ pub fn read_tagged_fields(
     Ok(unknown)
 }
 
-pub fn write_i8(buf: &mut BytesMut, v: i8) {
-    buf.put_i8(v);
-}
-pub fn write_bool(buf: &mut BytesMut, v: bool) {
-    buf.put_i8(v as i8);
-}
-pub fn write_i16(buf: &mut BytesMut, v: i16) {
-    buf.put_i16(v);
-}
-pub fn write_u16(buf: &mut BytesMut, v: u16) {
-    buf.put_u16(v);
-}
-pub fn write_i32(buf: &mut BytesMut, v: i32) {
-    buf.put_i32(v);
-}
-pub fn write_u32(buf: &mut BytesMut, v: u32) {
-    buf.put_u32(v);
-}
-pub fn write_i64(buf: &mut BytesMut, v: i64) {
-    buf.put_i64(v);
-}
-pub fn write_f64(buf: &mut BytesMut, v: f64) {
-    buf.put_f64(v);
-}
-pub fn write_uuid(buf: &mut BytesMut, v: &Uuid) {
-    buf.put_slice(&v.0);
+/// Where encoders write: one `BytesMut`, or [`Chunks`], in which large record sets stay the
+/// `Bytes` they came as instead of being copied into the output.
+pub trait Sink {
+    /// The buffer that takes everything but shared record sets.
+    fn buf(&mut self) -> &mut BytesMut;
+    /// The bytes of a `records` field, after its length prefix.
+    fn put_records(&mut self, records: &Bytes) {
+        self.buf().extend_from_slice(records);
+    }
 }
 
-pub fn write_unsigned_varint(buf: &mut BytesMut, mut v: u32) {
+impl Sink for BytesMut {
+    fn buf(&mut self) -> &mut BytesMut {
+        self
+    }
+}
+
+/// An encoding as a list of buffers: the encoded fields, with each record set of at least
+/// `shared_min` bytes kept as its own `Bytes` (shared, not copied), for a vectored write.
+pub struct Chunks {
+    done: Vec<Bytes>,
+    current: BytesMut,
+    shared_min: usize,
+}
+
+impl Chunks {
+    /// Encodes into `current` (which may hold a start already), sharing record sets of at
+    /// least `shared_min` bytes.
+    pub fn new(current: BytesMut, shared_min: usize) -> Chunks {
+        Chunks {
+            done: Vec::new(),
+            current,
+            shared_min,
+        }
+    }
+
+    /// Bytes encoded so far.
+    pub fn len(&self) -> usize {
+        self.done.iter().map(Bytes::len).sum::<usize>() + self.current.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The encoding, in order.
+    pub fn finish(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.done.push(self.current.freeze());
+        }
+        self.done
+    }
+}
+
+impl Sink for Chunks {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.current
+    }
+
+    fn put_records(&mut self, records: &Bytes) {
+        if records.len() < self.shared_min {
+            self.current.extend_from_slice(records);
+            return;
+        }
+        if !self.current.is_empty() {
+            self.done.push(self.current.split().freeze());
+        }
+        self.done.push(records.clone());
+    }
+}
+
+pub fn write_i8<S: Sink + ?Sized>(buf: &mut S, v: i8) {
+    buf.buf().put_i8(v);
+}
+pub fn write_bool<S: Sink + ?Sized>(buf: &mut S, v: bool) {
+    buf.buf().put_i8(v as i8);
+}
+pub fn write_i16<S: Sink + ?Sized>(buf: &mut S, v: i16) {
+    buf.buf().put_i16(v);
+}
+pub fn write_u16<S: Sink + ?Sized>(buf: &mut S, v: u16) {
+    buf.buf().put_u16(v);
+}
+pub fn write_i32<S: Sink + ?Sized>(buf: &mut S, v: i32) {
+    buf.buf().put_i32(v);
+}
+pub fn write_u32<S: Sink + ?Sized>(buf: &mut S, v: u32) {
+    buf.buf().put_u32(v);
+}
+pub fn write_i64<S: Sink + ?Sized>(buf: &mut S, v: i64) {
+    buf.buf().put_i64(v);
+}
+pub fn write_f64<S: Sink + ?Sized>(buf: &mut S, v: f64) {
+    buf.buf().put_f64(v);
+}
+pub fn write_uuid<S: Sink + ?Sized>(buf: &mut S, v: &Uuid) {
+    buf.buf().put_slice(&v.0);
+}
+
+pub fn write_unsigned_varint<S: Sink + ?Sized>(buf: &mut S, mut v: u32) {
+    let buf = buf.buf();
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -322,7 +394,8 @@ pub fn write_unsigned_varint(buf: &mut BytesMut, mut v: u32) {
     buf.put_u8(v as u8);
 }
 
-pub fn write_unsigned_varlong(buf: &mut BytesMut, mut v: u64) {
+pub fn write_unsigned_varlong<S: Sink + ?Sized>(buf: &mut S, mut v: u64) {
+    let buf = buf.buf();
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -330,26 +403,33 @@ pub fn write_unsigned_varlong(buf: &mut BytesMut, mut v: u64) {
     buf.put_u8(v as u8);
 }
 
-pub fn write_varint(buf: &mut BytesMut, v: i32) {
+pub fn write_varint<S: Sink + ?Sized>(buf: &mut S, v: i32) {
     write_unsigned_varint(buf, ((v << 1) ^ (v >> 31)) as u32);
 }
 
-pub fn write_varlong(buf: &mut BytesMut, v: i64) {
+pub fn write_varlong<S: Sink + ?Sized>(buf: &mut S, v: i64) {
     write_unsigned_varlong(buf, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn write_len(buf: &mut BytesMut, len: Option<usize>, compact: bool, field: &'static str) -> Result<(), EncodeError> {
+fn write_len<S: Sink + ?Sized>(
+    buf: &mut S,
+    len: Option<usize>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
     match (len, compact) {
         (None, true) => write_unsigned_varint(buf, 0),
-        (None, false) => buf.put_i32(-1),
+        (None, false) => buf.buf().put_i32(-1),
         (Some(n), true) => write_unsigned_varint(buf, u32::try_from(n + 1).map_err(|_| EncodeError::TooLong(field))?),
-        (Some(n), false) => buf.put_i32(i32::try_from(n).map_err(|_| EncodeError::TooLong(field))?),
+        (Some(n), false) => buf
+            .buf()
+            .put_i32(i32::try_from(n).map_err(|_| EncodeError::TooLong(field))?),
     }
     Ok(())
 }
 
-pub fn write_nullable_string(
-    buf: &mut BytesMut,
+pub fn write_nullable_string<S: Sink + ?Sized>(
+    buf: &mut S,
     v: Option<&str>,
     compact: bool,
     field: &'static str,
@@ -358,39 +438,64 @@ pub fn write_nullable_string(
         write_len(buf, v.map(str::len), true, field)?;
     } else {
         match v {
-            None => buf.put_i16(-1),
-            Some(s) => buf.put_i16(i16::try_from(s.len()).map_err(|_| EncodeError::TooLong(field))?),
+            None => buf.buf().put_i16(-1),
+            Some(s) => buf
+                .buf()
+                .put_i16(i16::try_from(s.len()).map_err(|_| EncodeError::TooLong(field))?),
         }
     }
     if let Some(s) = v {
-        buf.put_slice(s.as_bytes());
+        buf.buf().put_slice(s.as_bytes());
     }
     Ok(())
 }
 
-pub fn write_string(buf: &mut BytesMut, v: &str, compact: bool, field: &'static str) -> Result<(), EncodeError> {
+pub fn write_string<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: &str,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
     write_nullable_string(buf, Some(v), compact, field)
 }
 
-pub fn write_nullable_bytes(
-    buf: &mut BytesMut,
+pub fn write_nullable_bytes<S: Sink + ?Sized>(
+    buf: &mut S,
     v: Option<&[u8]>,
     compact: bool,
     field: &'static str,
 ) -> Result<(), EncodeError> {
     write_len(buf, v.map(<[u8]>::len), compact, field)?;
     if let Some(b) = v {
-        buf.put_slice(b);
+        buf.buf().put_slice(b);
     }
     Ok(())
 }
 
-pub fn write_bytes(buf: &mut BytesMut, v: &[u8], compact: bool, field: &'static str) -> Result<(), EncodeError> {
+pub fn write_bytes<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: &[u8],
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
     write_nullable_bytes(buf, Some(v), compact, field)
 }
 
-pub fn write_array_len(
-    buf: &mut BytesMut,
+/// A `records` field: its length, then the records through the sink (which may keep them as
+/// their own buffer rather than copy them).
+pub fn write_records<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: &Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    write_len(buf, Some(v.len()), compact, field)?;
+    buf.put_records(v);
+    Ok(())
+}
+
+pub fn write_array_len<S: Sink + ?Sized>(
+    buf: &mut S,
     len: Option<usize>,
     compact: bool,
     field: &'static str,
@@ -400,13 +505,13 @@ pub fn write_array_len(
 
 /// Writes a tagged-field section from `(tag, encoded body)` pairs plus the unknown fields kept
 /// from decoding, in ascending tag order as Kafka requires.
-pub fn write_tagged_fields(
-    buf: &mut BytesMut,
+pub fn write_tagged_fields<S: Sink + ?Sized>(
+    buf: &mut S,
     mut fields: Vec<(u32, BytesMut)>,
     unknown: &[TaggedField],
 ) -> Result<(), EncodeError> {
     if fields.is_empty() && unknown.is_empty() {
-        buf.put_u8(0);
+        buf.buf().put_u8(0);
         return Ok(());
     }
     fields.extend(unknown.iter().map(|f| (f.tag, BytesMut::from(&f.data[..]))));
@@ -418,7 +523,7 @@ pub fn write_tagged_fields(
             buf,
             u32::try_from(body.len()).map_err(|_| EncodeError::TooLong("tagged field"))?,
         );
-        buf.put_slice(&body);
+        buf.buf().put_slice(&body);
     }
     Ok(())
 }

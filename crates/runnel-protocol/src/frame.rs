@@ -5,8 +5,8 @@
 //! `socket.request.max.bytes` (or the pre-authentication limit) and only then reads the body.
 
 use crate::codec::{
-    read_i16, read_i32, read_nullable_string, read_tagged_fields, write_i32, write_tagged_fields, DecodeError,
-    EncodeError, TaggedField,
+    read_i16, read_i32, read_nullable_string, read_tagged_fields, write_i32, write_tagged_fields, Chunks, DecodeError,
+    EncodeError, Sink, TaggedField,
 };
 use crate::generated::{ApiKey, RequestBody, ResponseBody};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -115,13 +115,50 @@ pub fn encode_response(
 ) -> Result<(), EncodeError> {
     let start = buf.len();
     buf.put_i32(0);
+    encode_response_header_and_body(buf, correlation_id, api_key, version, body)?;
+    patch_size(buf, start);
+    Ok(())
+}
+
+/// `encode_response` as a list of buffers for a vectored write: record sets of at least
+/// `shared_min` bytes are their own buffers, shared with the response rather than copied into
+/// it (a Fetch response is mostly records). `head` is an empty buffer to encode into.
+pub fn encode_response_chunks(
+    head: BytesMut,
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &ResponseBody,
+    shared_min: usize,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let mut head = head;
+    head.clear();
+    let size_at = head.len();
+    head.put_i32(0);
+    let mut chunks = Chunks::new(head, shared_min);
+    encode_response_header_and_body(&mut chunks, correlation_id, api_key, version, body)?;
+    let size = i32::try_from(chunks.len() - size_at - 4).map_err(|_| EncodeError::TooLong("response"))?;
+    let mut parts = chunks.finish();
+    // The first part starts with the size prefix: `Chunks` only ever appends after it.
+    let first = &mut parts[0];
+    let mut with_size = BytesMut::from(std::mem::take(first));
+    with_size[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    *first = with_size.freeze();
+    Ok(parts)
+}
+
+fn encode_response_header_and_body<S: Sink + ?Sized>(
+    buf: &mut S,
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &ResponseBody,
+) -> Result<(), EncodeError> {
     write_i32(buf, correlation_id);
     if api_key.response_header_version(version) >= 1 {
         write_tagged_fields(buf, Vec::new(), &[])?;
     }
-    body.encode(buf, version)?;
-    patch_size(buf, start);
-    Ok(())
+    body.encode(buf, version)
 }
 
 /// Decodes a response frame (without its size prefix), as a client reads it.
@@ -144,6 +181,43 @@ mod tests {
     use super::*;
     use crate::generated::api_versions_request::ApiVersionsRequest;
     use crate::generated::metadata_request::MetadataRequest;
+
+    #[test]
+    fn a_chunked_fetch_response_is_the_contiguous_one_with_large_record_sets_shared() {
+        use crate::generated::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+        let big = Bytes::from(vec![7u8; 20_000]);
+        let partition = |index: i32, records: Option<Bytes>| PartitionData {
+            partition_index: index,
+            high_watermark: 99,
+            records,
+            ..Default::default()
+        };
+        let body = ResponseBody::Fetch(FetchResponse {
+            responses: vec![FetchableTopicResponse {
+                topic: "t".into(),
+                partitions: vec![
+                    partition(0, Some(Bytes::from_static(b"small"))),
+                    partition(1, Some(big.clone())),
+                    partition(2, Some(Bytes::new())),
+                    partition(3, Some(big.clone())),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        for version in 4..=17 {
+            let mut whole = BytesMut::new();
+            encode_response(&mut whole, 42, ApiKey::Fetch, version, &body).unwrap();
+            let parts = encode_response_chunks(BytesMut::new(), 42, ApiKey::Fetch, version, &body, 1024).unwrap();
+            assert_eq!(parts.concat(), whole.to_vec(), "Fetch v{version}");
+            let shared: Vec<&Bytes> = parts.iter().filter(|p| p.as_ptr() == big.as_ptr()).collect();
+            assert_eq!(
+                shared.len(),
+                2,
+                "Fetch v{version}: both large record sets go out uncopied"
+            );
+        }
+    }
 
     #[test]
     fn request_round_trips_through_a_frame() {

@@ -53,7 +53,7 @@ impl Message for AddOffsetsToTxnRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_string(buf, &self.transactional_id, flexible, "TransactionalId")?;

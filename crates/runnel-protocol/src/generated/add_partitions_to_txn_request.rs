@@ -72,7 +72,7 @@ impl Message for AddPartitionsToTxnRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         if version >= 4 {
@@ -195,7 +195,7 @@ impl Message for AddPartitionsToTxnTransaction {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         if version >= 4 {
@@ -284,7 +284,7 @@ impl Message for AddPartitionsToTxnTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

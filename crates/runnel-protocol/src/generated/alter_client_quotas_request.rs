@@ -46,7 +46,7 @@ impl Message for AlterClientQuotasRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.entries.len()), flexible, "Entries")?;
@@ -108,7 +108,7 @@ impl Message for EntityData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_string(buf, &self.entity_type, flexible, "EntityType")?;
@@ -178,7 +178,7 @@ impl Message for OpData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_string(buf, &self.key, flexible, "Key")?;
@@ -241,7 +241,7 @@ impl Message for EntryData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.entity.len()), flexible, "Entity")?;

@@ -86,7 +86,7 @@ impl Message for ApiVersionsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -213,7 +213,7 @@ impl Message for ApiVersion {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_i16(buf, self.api_key);
@@ -284,7 +284,7 @@ impl Message for SupportedFeatureKey {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         if version >= 3 {
@@ -367,7 +367,7 @@ impl Message for FinalizedFeatureKey {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         if version >= 3 {

@@ -55,7 +55,7 @@ impl Message for BeginQuorumEpochResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -138,7 +138,7 @@ impl Message for PartitionData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -200,7 +200,7 @@ impl Message for TopicData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_string(buf, &self.topic_name, flexible, "TopicName")?;
@@ -272,7 +272,7 @@ impl Message for NodeEndpoint {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         if version >= 1 {

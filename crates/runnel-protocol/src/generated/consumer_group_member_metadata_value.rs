@@ -81,7 +81,7 @@ impl Message for ConsumerGroupMemberMetadataValue {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         match &self.instance_id {
@@ -210,7 +210,7 @@ impl Message for ClassicProtocol {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;
@@ -270,7 +270,7 @@ impl Message for ClassicMemberMetadata {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.session_timeout_ms);

@@ -43,7 +43,7 @@ impl Message for ConsumerGroupTargetAssignmentMemberKey {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_string(buf, &self.group_id, flexible, "GroupId")?;

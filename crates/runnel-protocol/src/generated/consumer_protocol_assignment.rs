@@ -42,7 +42,7 @@ impl Message for ConsumerProtocolAssignment {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_array_len(
@@ -113,7 +113,7 @@ impl Message for TopicPartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_string(buf, &self.topic, flexible, "Topic")?;

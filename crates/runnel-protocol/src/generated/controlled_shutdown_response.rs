@@ -46,7 +46,7 @@ impl Message for ControlledShutdownResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -115,7 +115,7 @@ impl Message for RemainingPartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         write_string(buf, &self.topic_name, flexible, "TopicName")?;

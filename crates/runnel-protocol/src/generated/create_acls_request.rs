@@ -42,7 +42,7 @@ impl Message for CreateAclsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.creations.len()), flexible, "Creations")?;
@@ -124,7 +124,7 @@ impl Message for AclCreation {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i8(buf, self.resource_type);

@@ -52,7 +52,7 @@ impl Message for CreateTopicsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.topics.len()), flexible, "Topics")?;
@@ -120,7 +120,7 @@ impl Message for CreatableReplicaAssignment {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -182,7 +182,7 @@ impl Message for CreatableTopicConfig {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;
@@ -264,7 +264,7 @@ impl Message for CreatableTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

@@ -48,7 +48,7 @@ impl Message for CreateTopicsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         if version >= 2 {
@@ -138,7 +138,7 @@ impl Message for CreatableTopicConfigs {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         if version >= 5 {
@@ -276,7 +276,7 @@ impl Message for CreatableTopicResult {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

@@ -42,7 +42,7 @@ impl Message for DeleteGroupsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.groups_names.len()), flexible, "GroupsNames")?;

@@ -46,7 +46,7 @@ impl Message for DeleteGroupsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i32(buf, self.throttle_time_ms);
@@ -110,7 +110,7 @@ impl Message for DeletableGroupResult {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_string(buf, &self.group_id, flexible, "GroupId")?;

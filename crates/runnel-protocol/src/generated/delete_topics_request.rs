@@ -55,7 +55,7 @@ impl Message for DeleteTopicsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         if version >= 6 {
@@ -136,7 +136,7 @@ impl Message for DeleteTopicState {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         if version >= 6 {

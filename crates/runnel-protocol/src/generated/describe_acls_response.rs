@@ -54,7 +54,7 @@ impl Message for DescribeAclsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i32(buf, self.throttle_time_ms);
@@ -137,7 +137,7 @@ impl Message for AclDescription {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_string(buf, &self.principal, flexible, "Principal")?;
@@ -211,7 +211,7 @@ impl Message for DescribeAclsResource {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i8(buf, self.resource_type);

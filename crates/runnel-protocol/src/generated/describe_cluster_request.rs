@@ -47,7 +47,7 @@ impl Message for DescribeClusterRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_bool(buf, self.include_cluster_authorized_operations);

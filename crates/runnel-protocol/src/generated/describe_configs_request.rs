@@ -54,7 +54,7 @@ impl Message for DescribeConfigsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.resources.len()), flexible, "Resources")?;
@@ -132,7 +132,7 @@ impl Message for DescribeConfigsResource {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_i8(buf, self.resource_type);

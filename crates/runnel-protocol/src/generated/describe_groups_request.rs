@@ -48,7 +48,7 @@ impl Message for DescribeGroupsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.groups.len()), flexible, "Groups")?;

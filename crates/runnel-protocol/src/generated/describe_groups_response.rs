@@ -48,7 +48,7 @@ impl Message for DescribeGroupsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         if version >= 1 {
@@ -132,7 +132,7 @@ impl Message for DescribedGroupMember {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_string(buf, &self.member_id, flexible, "MemberId")?;
@@ -240,7 +240,7 @@ impl Message for DescribedGroup {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);

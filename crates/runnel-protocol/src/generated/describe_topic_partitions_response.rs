@@ -56,7 +56,7 @@ impl Message for DescribeTopicPartitionsResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.throttle_time_ms);
@@ -163,7 +163,7 @@ impl Message for DescribeTopicPartitionsResponsePartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -292,7 +292,7 @@ impl Message for DescribeTopicPartitionsResponseTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -371,7 +371,7 @@ impl Message for Cursor {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_string(buf, &self.topic_name, flexible, "TopicName")?;

@@ -42,7 +42,7 @@ impl Message for DescribeTransactionsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.transactional_ids.len()), flexible, "TransactionalIds")?;

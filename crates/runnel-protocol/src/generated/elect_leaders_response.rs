@@ -53,7 +53,7 @@ impl Message for ElectLeadersResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i32(buf, self.throttle_time_ms);
@@ -132,7 +132,7 @@ impl Message for PartitionResult {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_i32(buf, self.partition_id);
@@ -201,7 +201,7 @@ impl Message for ReplicaElectionResult {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_string(buf, &self.topic, flexible, "Topic")?;

@@ -108,7 +108,7 @@ impl Message for FetchRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version <= 14 {
@@ -262,7 +262,7 @@ impl Message for ReplicaState {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 15 {
@@ -360,7 +360,7 @@ impl Message for FetchPartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         write_i32(buf, self.partition);
@@ -460,7 +460,7 @@ impl Message for FetchTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version <= 12 {
@@ -543,7 +543,7 @@ impl Message for ForgottenTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 7 && version <= 12 {

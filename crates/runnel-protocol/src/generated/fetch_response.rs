@@ -70,7 +70,7 @@ impl Message for FetchResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 1 {
@@ -167,7 +167,7 @@ impl Message for EpochEndOffset {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 12 {
@@ -237,7 +237,7 @@ impl Message for LeaderIdAndEpoch {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 12 {
@@ -302,7 +302,7 @@ impl Message for SnapshotId {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         write_i64(buf, self.end_offset);
@@ -365,7 +365,7 @@ impl Message for AbortedTransaction {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 4 {
@@ -486,7 +486,7 @@ impl Message for PartitionData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -522,7 +522,7 @@ impl Message for PartitionData {
                 write_nullable_bytes(buf, None, flexible, "Records")?;
             }
             Some(v) => {
-                write_bytes(buf, &(*v), flexible, "Records")?;
+                write_records(buf, &(*v), flexible, "Records")?;
             }
         }
         if flexible {
@@ -644,7 +644,7 @@ impl Message for FetchableTopicResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version <= 12 {
@@ -732,7 +732,7 @@ impl Message for NodeEndpoint {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 12;
         let _ = (flexible, version);
         if version >= 16 {

@@ -60,7 +60,7 @@ impl Message for FetchSnapshotResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.throttle_time_ms);
@@ -137,7 +137,7 @@ impl Message for SnapshotId {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i64(buf, self.end_offset);
@@ -195,7 +195,7 @@ impl Message for LeaderIdAndEpoch {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.leader_id);
@@ -278,7 +278,7 @@ impl Message for PartitionSnapshot {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.index);
@@ -294,7 +294,7 @@ impl Message for PartitionSnapshot {
                 write_nullable_bytes(buf, None, flexible, "UnalignedRecords")?;
             }
             Some(v) => {
-                write_bytes(buf, &(*v), flexible, "UnalignedRecords")?;
+                write_records(buf, &(*v), flexible, "UnalignedRecords")?;
             }
         }
         if flexible {
@@ -366,7 +366,7 @@ impl Message for TopicSnapshot {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;
@@ -440,7 +440,7 @@ impl Message for NodeEndpoint {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         if version >= 1 {

@@ -76,7 +76,7 @@ impl Message for JoinGroupRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_string(buf, &self.group_id, flexible, "GroupId")?;
@@ -192,7 +192,7 @@ impl Message for JoinGroupRequestProtocol {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

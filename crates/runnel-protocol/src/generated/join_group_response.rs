@@ -79,7 +79,7 @@ impl Message for JoinGroupResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 2 {
@@ -202,7 +202,7 @@ impl Message for JoinGroupResponseMember {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_string(buf, &self.member_id, flexible, "MemberId")?;

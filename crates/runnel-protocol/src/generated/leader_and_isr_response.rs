@@ -57,7 +57,7 @@ impl Message for LeaderAndIsrResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -143,7 +143,7 @@ impl Message for LeaderAndIsrTopicError {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         if version >= 5 {
@@ -220,7 +220,7 @@ impl Message for LeaderAndIsrPartitionError {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         if version <= 4 {

@@ -51,7 +51,7 @@ impl Message for ListGroupsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         let _ = (flexible, version);
         if version >= 4 {

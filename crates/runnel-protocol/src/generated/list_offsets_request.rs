@@ -58,7 +58,7 @@ impl Message for ListOffsetsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_i32(buf, self.replica_id);
@@ -146,7 +146,7 @@ impl Message for ListOffsetsPartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -218,7 +218,7 @@ impl Message for ListOffsetsTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

@@ -47,7 +47,7 @@ impl Message for ListPartitionReassignmentsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_i32(buf, self.timeout_ms);
@@ -125,7 +125,7 @@ impl Message for ListPartitionReassignmentsTopics {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

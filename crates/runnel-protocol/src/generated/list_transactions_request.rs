@@ -53,7 +53,7 @@ impl Message for ListTransactionsRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.state_filters.len()), flexible, "StateFilters")?;

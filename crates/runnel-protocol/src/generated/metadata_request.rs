@@ -59,7 +59,7 @@ impl Message for MetadataRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         match &self.topics {
@@ -157,7 +157,7 @@ impl Message for MetadataRequestTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 10 {

@@ -71,7 +71,7 @@ impl Message for MetadataResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 3 {
@@ -188,7 +188,7 @@ impl Message for MetadataResponseBroker {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_i32(buf, self.node_id);
@@ -294,7 +294,7 @@ impl Message for MetadataResponsePartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -405,7 +405,7 @@ impl Message for MetadataResponseTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);

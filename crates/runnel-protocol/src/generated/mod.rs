@@ -221,8 +221,8 @@ pub mod write_share_group_state_response;
 pub mod write_txn_markers_request;
 pub mod write_txn_markers_response;
 
-use crate::codec::{DecodeError, EncodeError, Message};
-use bytes::{Bytes, BytesMut};
+use crate::codec::{DecodeError, EncodeError, Message, Sink};
+use bytes::Bytes;
 
 /// Every Kafka API, by key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1164,7 +1164,7 @@ impl RequestBody {
         })
     }
 
-    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    pub fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         match self {
             RequestBody::AddOffsetsToTxn(m) => m.encode(buf, version),
             RequestBody::AddPartitionsToTxn(m) => m.encode(buf, version),
@@ -1696,7 +1696,7 @@ impl ResponseBody {
         })
     }
 
-    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    pub fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         match self {
             ResponseBody::AddOffsetsToTxn(m) => m.encode(buf, version),
             ResponseBody::AddPartitionsToTxn(m) => m.encode(buf, version),
@@ -3769,7 +3769,7 @@ fn round_trip<T: Message + crate::sample::Sample + PartialEq + std::fmt::Debug>(
 ) -> Result<usize, String> {
     for version in min..=max {
         let value = T::sample(g, version);
-        let mut buf = BytesMut::new();
+        let mut buf = bytes::BytesMut::new();
         value
             .encode(&mut buf, version)
             .map_err(|e| format!("{name} v{version}: encode: {e}"))?;

@@ -50,7 +50,7 @@ impl Message for OffsetCommitResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 8;
         let _ = (flexible, version);
         if version >= 3 {
@@ -118,7 +118,7 @@ impl Message for OffsetCommitResponsePartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 8;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -180,7 +180,7 @@ impl Message for OffsetCommitResponseTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 8;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

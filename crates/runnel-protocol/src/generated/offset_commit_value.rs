@@ -54,7 +54,7 @@ impl Message for OffsetCommitValue {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_i64(buf, self.offset);

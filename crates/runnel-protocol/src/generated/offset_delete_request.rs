@@ -46,7 +46,7 @@ impl Message for OffsetDeleteRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_string(buf, &self.group_id, flexible, "GroupId")?;
@@ -106,7 +106,7 @@ impl Message for OffsetDeleteRequestPartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -166,7 +166,7 @@ impl Message for OffsetDeleteRequestTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

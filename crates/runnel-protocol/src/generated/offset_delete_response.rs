@@ -52,7 +52,7 @@ impl Message for OffsetDeleteResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);
@@ -118,7 +118,7 @@ impl Message for OffsetDeleteResponsePartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_i32(buf, self.partition_index);
@@ -180,7 +180,7 @@ impl Message for OffsetDeleteResponseTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

@@ -63,7 +63,7 @@ impl Message for OffsetFetchResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 3 {
@@ -174,7 +174,7 @@ impl Message for OffsetFetchResponsePartition {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version <= 7 {
@@ -280,7 +280,7 @@ impl Message for OffsetFetchResponseTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version <= 7 {
@@ -374,7 +374,7 @@ impl Message for OffsetFetchResponsePartitions {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 8 {
@@ -480,7 +480,7 @@ impl Message for OffsetFetchResponseTopics {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 8 {
@@ -565,7 +565,7 @@ impl Message for OffsetFetchResponseGroup {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 8 {

@@ -56,7 +56,7 @@ impl Message for ProduceRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 3 {
@@ -142,7 +142,7 @@ impl Message for PartitionProduceData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_i32(buf, self.index);
@@ -151,7 +151,7 @@ impl Message for PartitionProduceData {
                 write_nullable_bytes(buf, None, flexible, "Records")?;
             }
             Some(v) => {
-                write_bytes(buf, &(*v), flexible, "Records")?;
+                write_records(buf, &(*v), flexible, "Records")?;
             }
         }
         if flexible {
@@ -209,7 +209,7 @@ impl Message for TopicProduceData {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;

@@ -58,7 +58,7 @@ impl Message for ProduceResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.responses.len()), flexible, "Responses")?;
@@ -145,7 +145,7 @@ impl Message for BatchIndexAndErrorMessage {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 8 {
@@ -229,7 +229,7 @@ impl Message for LeaderIdAndEpoch {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 10 {
@@ -335,7 +335,7 @@ impl Message for PartitionProduceResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_i32(buf, self.index);
@@ -453,7 +453,7 @@ impl Message for TopicProduceResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;
@@ -538,7 +538,7 @@ impl Message for NodeEndpoint {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         let _ = (flexible, version);
         if version >= 10 {

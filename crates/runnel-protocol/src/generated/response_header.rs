@@ -39,7 +39,7 @@ impl Message for ResponseHeader {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_i32(buf, self.correlation_id);

@@ -41,7 +41,7 @@ impl Message for SaslAuthenticateRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         let _ = (flexible, version);
         write_bytes(buf, &self.auth_bytes, flexible, "AuthBytes")?;

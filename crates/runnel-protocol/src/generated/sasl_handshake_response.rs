@@ -46,7 +46,7 @@ impl Message for SaslHandshakeResponse {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = false;
         let _ = (flexible, version);
         write_i16(buf, self.error_code);

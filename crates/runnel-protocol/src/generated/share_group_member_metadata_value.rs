@@ -52,7 +52,7 @@ impl Message for ShareGroupMemberMetadataValue {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = true;
         let _ = (flexible, version);
         match &self.rack_id {

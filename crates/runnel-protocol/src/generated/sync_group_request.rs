@@ -74,7 +74,7 @@ impl Message for SyncGroupRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_string(buf, &self.group_id, flexible, "GroupId")?;
@@ -202,7 +202,7 @@ impl Message for SyncGroupRequestAssignment {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         let _ = (flexible, version);
         write_string(buf, &self.member_id, flexible, "MemberId")?;

@@ -86,7 +86,7 @@ impl Message for UpdateMetadataRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_i32(buf, self.controller_id);
@@ -216,7 +216,7 @@ impl Message for UpdateMetadataTopicState {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 5 {
@@ -310,7 +310,7 @@ impl Message for UpdateMetadataEndpoint {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version >= 1 {
@@ -409,7 +409,7 @@ impl Message for UpdateMetadataBroker {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         write_i32(buf, self.id);
@@ -534,7 +534,7 @@ impl Message for UpdateMetadataPartitionState {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         let _ = (flexible, version);
         if version <= 4 {

@@ -42,7 +42,7 @@ impl Message for WriteTxnMarkersRequest {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_array_len(buf, Some(self.markers.len()), flexible, "Markers")?;
@@ -105,7 +105,7 @@ impl Message for WritableTxnMarkerTopic {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_string(buf, &self.name, flexible, "Name")?;
@@ -180,7 +180,7 @@ impl Message for WritableTxnMarker {
         Ok(this)
     }
 
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    fn encode<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         let _ = (flexible, version);
         write_i64(buf, self.producer_id);
