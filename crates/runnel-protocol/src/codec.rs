@@ -385,13 +385,9 @@ pub fn write_uuid<S: Sink + ?Sized>(buf: &mut S, v: &Uuid) {
     buf.buf().put_slice(&v.0);
 }
 
-pub fn write_unsigned_varint<S: Sink + ?Sized>(buf: &mut S, mut v: u32) {
-    let buf = buf.buf();
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
+pub fn write_unsigned_varint<S: Sink + ?Sized>(buf: &mut S, v: u32) {
+    // The same seven bits at a time as a varlong of the same value.
+    write_unsigned_varlong(buf, u64::from(v));
 }
 
 pub fn write_unsigned_varlong<S: Sink + ?Sized>(buf: &mut S, mut v: u64) {
