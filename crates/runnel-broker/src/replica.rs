@@ -84,10 +84,9 @@ impl Partition {
         self.settings.read().expect("settings lock poisoned").clone()
     }
 
-    /// Publishes what an append or a deletion changed. Called with the log lock held so the
-    /// published offsets are never older than what a reader of the log sees.
-    /// Publishes the log's offsets to readers that do not take the log lock, and wakes the
-    /// fetches parked on this partition.
+    /// Publishes what an append or a deletion changed, and wakes the fetches parked on this
+    /// partition. Called with the log lock held so the published offsets are never older than
+    /// what a reader of the log sees.
     pub fn publish(&self, log: &PartitionLog) {
         self.last_stable_offset
             .store(last_stable_offset(log), Ordering::Release);
@@ -390,9 +389,9 @@ fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
 
 #[cfg(test)]
 mod tests {
-    use runnel_metadata::records::MetadataRecord;
-
     use std::time::Duration;
+
+    use runnel_metadata::records::MetadataRecord;
 
     use super::*;
     use crate::config::{BrokerConfig, LoadOptions};

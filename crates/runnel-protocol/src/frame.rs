@@ -124,26 +124,23 @@ pub fn encode_response(
 /// `shared_min` bytes are their own buffers, shared with the response rather than copied into
 /// it (a Fetch response is mostly records). `head` is an empty buffer to encode into.
 pub fn encode_response_chunks(
-    head: BytesMut,
+    mut head: BytesMut,
     correlation_id: i32,
     api_key: ApiKey,
     version: i16,
     body: &ResponseBody,
     shared_min: usize,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let mut head = head;
     head.clear();
-    let size_at = head.len();
-    head.put_i32(0);
+    head.put_i32(0); // the size, patched once known
     let mut chunks = Chunks::new(head, shared_min);
     encode_response_header_and_body(&mut chunks, correlation_id, api_key, version, body)?;
-    let size = i32::try_from(chunks.len() - size_at - 4).map_err(|_| EncodeError::TooLong("response"))?;
+    let size = i32::try_from(chunks.len() - 4).map_err(|_| EncodeError::TooLong("response"))?;
     let mut parts = chunks.finish();
     // The first part starts with the size prefix: `Chunks` only ever appends after it.
-    let first = &mut parts[0];
-    let mut with_size = BytesMut::from(std::mem::take(first));
-    with_size[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
-    *first = with_size.freeze();
+    let mut first = BytesMut::from(std::mem::take(&mut parts[0]));
+    first[..4].copy_from_slice(&size.to_be_bytes());
+    parts[0] = first.freeze();
     Ok(parts)
 }
 

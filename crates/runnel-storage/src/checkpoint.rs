@@ -43,7 +43,12 @@ pub(crate) fn write_replace_unsynced(path: &Path, contents: &[u8]) -> Result<(),
 
 /// fsyncs a directory so that a rename or create inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    fsync_dir(dir).at(dir)
+}
+
+/// `sync_dir` with the plain I/O error, for syncs done outside the partition lock.
+pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Reads a small text file; `None` if it does not exist.

@@ -20,7 +20,8 @@ use bytes::Bytes;
 use runnel_protocol::records::{assign_offsets, batches, decode_records, AssignedOffsets, RecordError, TimestampType};
 
 use crate::checkpoint::{
-    read_offset_checkpoint, read_partition_metadata, sync_dir, write_offset_checkpoint, write_partition_metadata,
+    fsync_dir, read_offset_checkpoint, read_partition_metadata, sync_dir, write_offset_checkpoint,
+    write_partition_metadata,
 };
 use crate::cleaner::{remove_if_exists, CleanerState};
 use crate::config::{FlushPolicy, LogConfig};
@@ -100,10 +101,6 @@ impl SyncTarget {
     }
 }
 
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// What rolls left to sync: the rolled segments with their indexes, the producer snapshots
 /// taken at the rolls, and the directory that gained the new files. Sync them outside the
 /// partition lock, then call `mark_rolls_synced`, which moves the recovery point past them.
@@ -112,24 +109,27 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct RollSync {
     segments: Vec<(i64, SegmentFiles)>,
+    /// The snapshots of the rolls not yet synced; the directory is synced after them when
+    /// there are any (each roll also created its new segment's files there).
     snapshots: Vec<PathBuf>,
-    dir: Option<PathBuf>,
-    /// `PartitionLog::rolls` when this was taken: the directory is synced up to that roll.
-    rolls: u64,
+    dir: PathBuf,
 }
 
 impl RollSync {
     /// Files first, then the directory that names them.
     pub fn sync(&self) -> std::io::Result<()> {
         self.segments.iter().try_for_each(|(_, files)| files.sync())?;
+        if self.snapshots.is_empty() {
+            return Ok(());
+        }
         for path in &self.snapshots {
             match File::open(path).and_then(|f| f.sync_data()) {
-                // Deleted since (truncation, retention): nothing to keep.
+                // Deleted since (truncation, retention), or never written: nothing to keep.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 other => other?,
             }
         }
-        self.dir.as_deref().map_or(Ok(()), fsync_dir)
+        fsync_dir(&self.dir)
     }
 }
 
@@ -180,12 +180,9 @@ pub struct PartitionLog {
     /// Base offsets of inactive segments above the recovery point whose data may not be on
     /// disk yet (rolled, or recovered at open): the recovery point stays at the first of them.
     unsynced: BTreeSet<i64>,
-    /// Producer snapshots written at rolls and not yet synced.
-    unsynced_snapshots: Vec<PathBuf>,
-    /// A roll created files the directory may not hold durably yet.
-    dir_unsynced: bool,
-    /// Rolls so far, to tell whether a `RollSync` covered the latest one.
-    rolls: u64,
+    /// The snapshots of rolls whose files (snapshot, new segment) the directory may not hold
+    /// durably yet: while there are any, syncs include the directory.
+    unsynced_rolls: Vec<PathBuf>,
     recovery_point_file: Arc<RecoveryPointFile>,
     unflushed_messages: u64,
     last_flush_ms: i64,
@@ -294,9 +291,7 @@ impl PartitionLog {
             recovery_point: 0,
             flushed_offset: 0,
             unsynced: BTreeSet::new(),
-            unsynced_snapshots: Vec::new(),
-            dir_unsynced: false,
-            rolls: 0,
+            unsynced_rolls: Vec::new(),
             recovery_point_file,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
@@ -709,13 +704,13 @@ impl PartitionLog {
         let old_base = old.base_offset;
         let segment = Segment::create(&self.dir, new_base, self.config.index_bytes(), now_ms)?;
         self.segments.insert(new_base, segment);
-        self.dir_unsynced = true;
-        self.rolls += 1;
-        // The state now covers exactly the batches below `new_base`: recovery restarts here.
-        // (A snapshot beyond what survives a crash, or torn by it, is ignored at load.)
-        let snapshot = self.producers.write_snapshot_unsynced(&self.dir, new_base)?;
-        self.unsynced_snapshots.push(snapshot);
         self.unsynced.insert(old_base);
+        // The state now covers exactly the batches below `new_base`: recovery restarts here.
+        // (A snapshot beyond what survives a crash, or torn by it, is ignored at load.) The
+        // roll is queued first, so the directory is synced even if this write fails.
+        let snapshot = producer_state::snapshot_path(&self.dir, new_base);
+        self.unsynced_rolls.push(snapshot.clone());
+        self.producers.write_snapshot_unsynced(&snapshot)?;
         Ok(())
     }
 
@@ -735,11 +730,10 @@ impl PartitionLog {
             .unsynced_segments()
             .map(|s| (s.base_offset, s.sync_files()))
             .collect();
-        (!segments.is_empty() || self.dir_unsynced || !self.unsynced_snapshots.is_empty()).then(|| RollSync {
+        (!segments.is_empty() || !self.unsynced_rolls.is_empty()).then(|| RollSync {
             segments,
-            snapshots: self.unsynced_snapshots.clone(),
-            dir: self.dir_unsynced.then(|| self.dir.clone()),
-            rolls: self.rolls,
+            snapshots: self.unsynced_rolls.clone(),
+            dir: self.dir.clone(),
         })
     }
 
@@ -750,10 +744,7 @@ impl PartitionLog {
         for (base, _) in &done.segments {
             self.unsynced.remove(base);
         }
-        self.unsynced_snapshots.retain(|p| !done.snapshots.contains(p));
-        if done.dir.is_some() && done.rolls == self.rolls {
-            self.dir_unsynced = false;
-        }
+        self.unsynced_rolls.retain(|p| !done.snapshots.contains(p));
         let live: BTreeSet<i64> = self.unsynced_segments().map(|s| s.base_offset).collect();
         self.unsynced = live;
         let durable = self.unsynced.first().copied().unwrap_or(self.active().base_offset);
@@ -1103,8 +1094,7 @@ impl PartitionLog {
         if let Some(rolled) = self.roll_sync() {
             // Snapshots and the directory; the segments were synced just above.
             rolled.sync().at(&self.dir)?;
-            self.unsynced_snapshots.clear();
-            self.dir_unsynced = false;
+            self.unsynced_rolls.clear();
         }
         self.flushed_offset = leo;
         self.unflushed_messages = 0;
@@ -1120,7 +1110,7 @@ impl PartitionLog {
         files.push(self.active().log_file());
         SyncTarget {
             files,
-            dir: self.dir_unsynced.then(|| self.dir.clone()),
+            dir: (!self.unsynced_rolls.is_empty()).then(|| self.dir.clone()),
             end_offset: self.log_end_offset(),
         }
     }

@@ -556,13 +556,11 @@ impl ProducerStateManager {
         write_atomic(&snapshot_path(dir, offset), &self.encode_snapshot())
     }
 
-    /// `write_snapshot` without the fsyncs, for a segment roll (Kafka takes that snapshot
-    /// unsynced too and flushes it with the rolled segment): returns the file to sync later.
-    /// A snapshot torn by a crash fails its CRC and is deleted at load.
-    pub fn write_snapshot_unsynced(&self, dir: &Path, offset: i64) -> Result<PathBuf, StorageError> {
-        let path = snapshot_path(dir, offset);
-        write_replace_unsynced(&path, &self.encode_snapshot())?;
-        Ok(path)
+    /// `write_snapshot` to `path` (`snapshot_path`) without the fsyncs, for a segment roll
+    /// (Kafka takes that snapshot unsynced too and flushes it with the rolled segment). A
+    /// snapshot torn by a crash fails its CRC and is deleted at load.
+    pub fn write_snapshot_unsynced(&self, path: &Path) -> Result<(), StorageError> {
+        write_replace_unsynced(path, &self.encode_snapshot())
     }
 
     /// The newest readable snapshot at or below `max_offset`, and its offset. Snapshots above

@@ -471,9 +471,13 @@ impl Segment {
     /// What a read at `position` needs in hand: `max_bytes` of the data there, and at least
     /// a batch header (to return the first batch whole when it is larger).
     fn read_len(&self, position: u64, limits: &ReadLimits) -> usize {
-        let available = self.size_bytes.saturating_sub(position);
-        let want = available.min(limits.max_bytes as u64) as usize;
-        want.max(BATCH_HEADER_BYTES.min(available as usize))
+        let available = self.size_bytes.saturating_sub(position) as usize;
+        self.want(position, limits).max(BATCH_HEADER_BYTES.min(available))
+    }
+
+    /// The most a read at `position` returns: `max_bytes` of what the segment holds there.
+    fn want(&self, position: u64, limits: &ReadLimits) -> usize {
+        self.size_bytes.saturating_sub(position).min(limits.max_bytes as u64) as usize
     }
 
     fn read_searching_from(&self, from: u64, target: i64, limits: &ReadLimits) -> Result<Option<Bytes>, StorageError> {
@@ -494,7 +498,7 @@ impl Segment {
     /// The leading whole batches of `window` (read at `position`, at least `read_len` bytes)
     /// within `limits`.
     fn whole_batches(&self, window: Bytes, position: u64, limits: &ReadLimits) -> Result<Bytes, StorageError> {
-        let want = (self.size_bytes.saturating_sub(position)).min(limits.max_bytes as u64) as usize;
+        let want = self.want(position, limits);
         let mut end = 0usize;
         while end < window.len() {
             let Ok(h) = parse_header(&window[end..]) else { break };
@@ -504,10 +508,10 @@ impl Segment {
             let next = end + h.total_size_bytes();
             if next > want {
                 if end == 0 && limits.min_one_batch {
-                    return match window.len() >= next {
-                        true => Ok(window.slice(..next)),
-                        false => self.read_one_batch(position, &h),
-                    };
+                    if window.len() >= next {
+                        return Ok(window.slice(..next));
+                    }
+                    return self.read_one_batch(position, &h);
                 }
                 break;
             }

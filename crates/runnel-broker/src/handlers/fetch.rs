@@ -38,23 +38,34 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
-    // Each read registers it with every partition it reads, before reading, so a change
-    // between the read and the wait leaves a permit and is never missed.
-    let changed = Arc::new(Notify::new());
+    // A fetch that must wait registers with every partition it reads, before reading them
+    // again, so a change between that read and the wait leaves a permit and is never missed.
+    // A fetch answered at once (a consumer catching up) never registers.
+    let mut parked: Option<Arc<Notify>> = None;
     loop {
-        let (response, bytes, errors) = read_all(broker, &req, version, &changed);
+        let (response, bytes, errors) = read_all(broker, &req, version, parked.as_ref());
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
             broker.metrics.fetch_response(broker, &response);
             return response;
         }
-        let _ = tokio::time::timeout(deadline - now, changed.notified()).await;
+        match &parked {
+            None => parked = Some(Arc::new(Notify::new())),
+            Some(changed) => {
+                let _ = tokio::time::timeout(deadline - now, changed.notified()).await;
+            }
+        }
     }
 }
 
 /// One pass over every requested partition. Returns the response, the record bytes in it and
 /// whether any partition failed (an error answers at once, as Kafka does).
-fn read_all(broker: &Broker, req: &FetchRequest, version: i16, changed: &Arc<Notify>) -> (FetchResponse, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+    parked: Option<&Arc<Notify>>,
+) -> (FetchResponse, usize, bool) {
     let image = broker.image();
     let mut budget = if req.max_bytes > 0 {
         req.max_bytes as usize
@@ -80,7 +91,7 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16, changed: &Arc<Not
                     p,
                     (req.isolation_level, version),
                     (&mut budget, total == 0),
-                    changed,
+                    parked,
                 ),
             };
             partitions.push(match data {
@@ -117,14 +128,16 @@ fn read_partition(
     p: &FetchPartition,
     (isolation_level, version): (i8, i16),
     (budget, first): (&mut usize, bool),
-    changed: &Arc<Notify>,
+    parked: Option<&Arc<Notify>>,
 ) -> Result<PartitionData, ErrorCode> {
     let part = broker
         .replicas
         .get(topic, p.partition)
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
     part.check_leader_epoch(p.current_leader_epoch)?;
-    part.wake_on_change(changed);
+    if let Some(waiter) = parked {
+        part.wake_on_change(waiter);
+    }
     // The LSO first: it never passes the high watermark read after it.
     let last_stable_offset = part.last_stable_offset();
     let high_watermark = part.high_watermark();
