@@ -17,6 +17,7 @@ mod kafka;
 mod latency;
 mod procstat;
 mod produce;
+mod raw;
 mod report;
 mod start;
 
@@ -133,6 +134,22 @@ struct ProduceArgs {
     /// Target records/s over all producers, paced; 0 = as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// `librdkafka`, or `raw`: Produce requests encoded once and resent as they are, over one
+    /// connection per producer, so the client costs next to nothing and the broker is what is
+    /// measured (uncompressed, unpaced, acks 1 or all; linger does not apply).
+    #[arg(long, value_enum, default_value = "librdkafka")]
+    client: ClientKind,
+    /// With --client raw: requests outstanding per connection (Kafka's
+    /// max.in.flight.requests.per.connection default).
+    #[arg(long, default_value_t = 5)]
+    in_flight: usize,
+}
+
+/// Who sends the records (`--client`).
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum ClientKind {
+    Librdkafka,
+    Raw,
 }
 
 #[derive(clap::Args)]
@@ -311,9 +328,18 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     let mut config = session.describe(&a.target);
     config.extend(spec_config(&spec, partitions));
     config.extend(prefixed("producer.", &psettings));
+    let raw = raw_spec(a, &spec, partitions)?;
+    if let Some(r) = &raw {
+        config.push(("client".into(), "raw".into()));
+        config.push(("raw_in_flight".into(), r.in_flight.to_string()));
+        config.push(("raw_records_per_batch".into(), r.batch_records.to_string()));
+    }
     let mut report = Report::new("produce", a.target.json, config);
     for _ in 0..a.target.runs {
-        let (out, proc_metrics) = session.measured(|| produce::run(&cfg, &spec, &AtomicU64::new(0)))?;
+        let (out, proc_metrics) = session.measured(|| match &raw {
+            Some(r) => raw::run(&bootstrap, r),
+            None => produce::run(&cfg, &spec, &AtomicU64::new(0)),
+        })?;
         if out.acked == 0 {
             return Err(format!(
                 "no record acknowledged: {}",
@@ -329,6 +355,30 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     }
     report.finish();
     Ok(())
+}
+
+/// The raw producer's spec for `--client raw` (None for librdkafka), or why the options do
+/// not fit it.
+fn raw_spec(a: &ProduceArgs, spec: &produce::ProduceSpec, partitions: i32) -> Result<Option<raw::RawSpec>> {
+    if a.client == ClientKind::Librdkafka {
+        return Ok(None);
+    }
+    if a.producer.compression != "none" {
+        return Err("--client raw sends uncompressed batches only".into());
+    }
+    if spec.rate_per_s > 0.0 {
+        return Err("--client raw is not paced: drop --rate".into());
+    }
+    Ok(Some(raw::RawSpec {
+        topic: spec.topic.clone(),
+        records: spec.records,
+        record_size: spec.record_size,
+        batch_records: produce::records_per_batch(a.producer.batch_size, a.producer.record_size),
+        partitions,
+        producers: spec.producers,
+        acks: raw::acks_value(&a.producer.acks)?,
+        in_flight: a.in_flight,
+    }))
 }
 
 /// The producer part of a run's spec; `records`, `rate_per_s`, `stamp` and `warmup` are the

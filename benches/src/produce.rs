@@ -73,13 +73,18 @@ pub enum Placement {
 /// offset deltas, key length, header count (varints; a few bytes each for small records).
 const RECORD_OVERHEAD_BYTES: usize = 10;
 
+/// Records of `record_size` value bytes that fill a batch of `batch_size` bytes (at least 1).
+pub fn records_per_batch(batch_size: usize, record_size: usize) -> u64 {
+    (batch_size / (record_size + RECORD_OVERHEAD_BYTES)).max(1) as u64
+}
+
 impl Placement {
     pub fn new(p: Partitioner, partitions: i32, batch_size: usize, record_size: usize) -> Placement {
         match p {
             Partitioner::Librdkafka => Placement::Librdkafka,
             Partitioner::Loadgen => Placement::Blocks {
                 partitions: partitions.max(1),
-                per_batch: (batch_size / (record_size + RECORD_OVERHEAD_BYTES)).max(1) as u64,
+                per_batch: records_per_batch(batch_size, record_size),
             },
         }
     }
