@@ -24,7 +24,7 @@ use crate::Result;
 
 /// After the last send, how long the consumer may go without a record before giving up on
 /// the rest (they are then reported as `lost`).
-const IDLE_LIMIT: Duration = Duration::from_secs(10);
+pub const IDLE_LIMIT: Duration = Duration::from_secs(10);
 
 pub struct LatencySpec {
     /// `stamp` must be set and `record_size` ≥ 8.
@@ -85,6 +85,17 @@ pub fn run(producer_cfg: &ClientConfig, consumer_cfg: &ClientConfig, spec: &Late
 /// A consumer assigned to every partition of `topic` at its current high watermark.
 fn positioned_consumer(cfg: &ClientConfig, topic: &str) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = cfg.create().map_err(|e| format!("consumer: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    for (p, high) in high_watermarks(&consumer, topic)?.into_iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(high))
+            .map_err(|e| format!("assignment: {e}"))?;
+    }
+    consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    Ok(consumer)
+}
+
+/// The high watermark of each partition of `topic`, by partition index.
+pub fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i64>> {
     let timeout = Duration::from_secs(10);
     let md = consumer
         .fetch_metadata(Some(topic), timeout)
@@ -94,16 +105,17 @@ fn positioned_consumer(cfg: &ClientConfig, topic: &str) -> Result<BaseConsumer> 
         .iter()
         .find(|t| t.name() == topic)
         .ok_or_else(|| format!("topic {topic} not in metadata"))?;
-    let mut tpl = TopicPartitionList::new();
+    let mut highs = vec![0; topic_md.partitions().len()];
     for p in topic_md.partitions() {
         let (_, high) = consumer
             .fetch_watermarks(topic, p.id(), timeout)
             .map_err(|e| format!("watermarks of {topic}-{}: {e}", p.id()))?;
-        tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
-            .map_err(|e| format!("assignment: {e}"))?;
+        let slot = highs
+            .get_mut(p.id() as usize)
+            .ok_or_else(|| format!("{topic} has partition {} of {}", p.id(), topic_md.partitions().len()))?;
+        *slot = high;
     }
-    consumer.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
-    Ok(consumer)
+    Ok(highs)
 }
 
 /// Reads records until every sent one is in (or none came for `IDLE_LIMIT` after the last
@@ -153,7 +165,7 @@ fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure
 }
 
 /// The send time the producer wrote into the first 8 payload bytes.
-fn sent_time_ns(payload: &[u8]) -> Option<u64> {
+pub fn sent_time_ns(payload: &[u8]) -> Option<u64> {
     let stamp: [u8; 8] = payload.get(..8)?.try_into().ok()?;
     Some(u64::from_le_bytes(stamp))
 }

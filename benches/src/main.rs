@@ -118,6 +118,16 @@ struct ProducerOpts {
     /// clock reads and availability checks, as `rdkafka_performance -p` spares them).
     #[arg(long, value_enum, default_value = "librdkafka")]
     partitioner: produce::Partitioner,
+    /// `librdkafka`, or `raw`: requests written with the broker's own codec over one
+    /// connection per producer (and one fetching connection for `latency`), so the client
+    /// costs next to nothing and the broker is what is measured. Uncompressed; acks 1 or all;
+    /// linger does not apply (`produce` resends the same bytes as fast as it can).
+    #[arg(long, value_enum, default_value = "librdkafka")]
+    client: ClientKind,
+    /// With --client raw: requests outstanding per producer connection (Kafka's
+    /// max.in.flight.requests.per.connection default).
+    #[arg(long, default_value_t = 5)]
+    in_flight: usize,
 }
 
 #[derive(clap::Args)]
@@ -134,15 +144,6 @@ struct ProduceArgs {
     /// Target records/s over all producers, paced; 0 = as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
-    /// `librdkafka`, or `raw`: Produce requests encoded once and resent as they are, over one
-    /// connection per producer, so the client costs next to nothing and the broker is what is
-    /// measured (uncompressed, unpaced, acks 1 or all; linger does not apply).
-    #[arg(long, value_enum, default_value = "librdkafka")]
-    client: ClientKind,
-    /// With --client raw: requests outstanding per connection (Kafka's
-    /// max.in.flight.requests.per.connection default).
-    #[arg(long, default_value_t = 5)]
-    in_flight: usize,
 }
 
 /// Who sends the records (`--client`).
@@ -328,7 +329,7 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     let mut config = session.describe(&a.target);
     config.extend(spec_config(&spec, partitions));
     config.extend(prefixed("producer.", &psettings));
-    let raw = raw_spec(a, &spec, partitions)?;
+    let raw = raw_spec(&a.producer, &spec, partitions)?;
     if let Some(r) = &raw {
         config.push(("client".into(), "raw".into()));
         config.push(("raw_in_flight".into(), r.in_flight.to_string()));
@@ -337,7 +338,7 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
     let mut report = Report::new("produce", a.target.json, config);
     for _ in 0..a.target.runs {
         let (out, proc_metrics) = session.measured(|| match &raw {
-            Some(r) => raw::run(&bootstrap, r),
+            Some(r) => raw::produce(&bootstrap, r, &AtomicU64::new(0)),
             None => produce::run(&cfg, &spec, &AtomicU64::new(0)),
         })?;
         if out.acked == 0 {
@@ -359,26 +360,38 @@ fn produce_cmd(a: &ProduceArgs) -> Result<()> {
 
 /// The raw producer's spec for `--client raw` (None for librdkafka), or why the options do
 /// not fit it.
-fn raw_spec(a: &ProduceArgs, spec: &produce::ProduceSpec, partitions: i32) -> Result<Option<raw::RawSpec>> {
-    if a.client == ClientKind::Librdkafka {
+fn raw_spec(o: &ProducerOpts, spec: &produce::ProduceSpec, partitions: i32) -> Result<Option<raw::RawSpec>> {
+    if o.client == ClientKind::Librdkafka {
         return Ok(None);
     }
-    if a.producer.compression != "none" {
+    if o.compression != "none" {
         return Err("--client raw sends uncompressed batches only".into());
     }
-    if spec.rate_per_s > 0.0 {
-        return Err("--client raw is not paced: drop --rate".into());
+    if spec.rate_per_s > 0.0 && !spec.stamp {
+        return Err("raw `produce` is not paced: drop --rate, or measure with `latency`".into());
     }
     Ok(Some(raw::RawSpec {
         topic: spec.topic.clone(),
         records: spec.records,
         record_size: spec.record_size,
-        batch_records: produce::records_per_batch(a.producer.batch_size, a.producer.record_size),
+        batch_records: produce::records_per_batch(o.batch_size, o.record_size),
         partitions,
         producers: spec.producers,
-        acks: raw::acks_value(&a.producer.acks)?,
-        in_flight: a.in_flight,
+        acks: raw::acks_value(&o.acks)?,
+        in_flight: o.in_flight,
+        stamp: spec.stamp,
+        rate_per_s: spec.rate_per_s,
+        warmup: spec.warmup,
     }))
+}
+
+/// A raw latency run: its fetcher starts at the high watermarks, read with a librdkafka
+/// consumer before the first send.
+fn raw_latency(bootstrap: &str, ccfg: &rdkafka::ClientConfig, spec: &raw::RawSpec) -> Result<latency::LatencyOutcome> {
+    let consumer: BaseConsumer = ccfg.create().map_err(|e| format!("consumer: {e}"))?;
+    let offsets = latency::high_watermarks(&consumer, &spec.topic)?;
+    drop(consumer);
+    raw::latency(bootstrap, spec, &offsets)
 }
 
 /// The producer part of a run's spec; `records`, `rate_per_s`, `stamp` and `warmup` are the
@@ -468,6 +481,8 @@ fn fill(session: &Session, a: &ConsumeArgs, partitions: i32) -> Result<()> {
         partitions,
         producers: 1,
         partitioner: produce::Partitioner::Librdkafka,
+        client: ClientKind::Librdkafka,
+        in_flight: 5,
     };
     let cfg = client_config(bootstrap, &producer_settings(&opts, 5, &[]));
     let spec = produce::ProduceSpec {
@@ -510,7 +525,7 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
     csettings.push(("group.id".into(), "loadgen-latency".into()));
     csettings = settings(csettings, &session.overrides);
     let ccfg = client_config(&bootstrap, &csettings);
-    let rate = latency_rate(a, partitions, &pcfg, &ccfg)?;
+    let rate = latency_rate(a, partitions, &bootstrap, &pcfg, &ccfg)?;
     let total_s = a.warmup_s.max(0.0) + a.duration_s.max(0.0);
     let warmup = Duration::from_secs_f64(a.warmup_s.max(0.0));
     let spec = latency::LatencySpec {
@@ -529,9 +544,17 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
     config.push(("duration_s".into(), a.duration_s.to_string()));
     config.extend(prefixed("producer.", &psettings));
     config.extend(prefixed("consumer.", &csettings));
+    let raw = raw_spec(&a.producer, &spec.produce, partitions)?;
+    if raw.is_some() {
+        config.push(("client".into(), "raw".into()));
+        config.push(("raw_in_flight".into(), a.producer.in_flight.to_string()));
+    }
     let mut report = Report::new("latency", a.target.json, config);
     for _ in 0..a.target.runs {
-        let (out, proc_metrics) = session.measured(|| latency::run(&pcfg, &ccfg, &spec))?;
+        let (out, proc_metrics) = session.measured(|| match &raw {
+            Some(r) => raw_latency(&bootstrap, &ccfg, r),
+            None => latency::run(&pcfg, &ccfg, &spec),
+        })?;
         if out.e2e_ns.is_empty() {
             return Err(format!("no record received after the warm-up ({} sent)", out.sent));
         }
@@ -564,6 +587,7 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
 fn latency_rate(
     a: &LatencyArgs,
     partitions: i32,
+    bootstrap: &str,
     pcfg: &rdkafka::ClientConfig,
     ccfg: &rdkafka::ClientConfig,
 ) -> Result<f64> {
@@ -578,7 +602,10 @@ fn latency_rate(
         },
         warmup: Duration::ZERO,
     };
-    let out = latency::run(pcfg, ccfg, &probe)?;
+    let out = match raw_spec(&a.producer, &probe.produce, partitions)? {
+        Some(r) => raw_latency(bootstrap, ccfg, &r)?,
+        None => latency::run(pcfg, ccfg, &probe)?,
+    };
     if out.received < out.sent || out.measured_seconds <= 0.0 {
         return Err(format!(
             "probe: {} of {} records received end to end",
