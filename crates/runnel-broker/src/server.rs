@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use runnel_protocol::frame::{check_frame_size, decode_request_header, RequestHeader};
+use runnel_protocol::generated::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,6 +80,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A frame's bytes are reserved at most this much ahead of what has arrived, so a client that
 /// only claims a large frame costs nothing.
 const FRAME_CHUNK: usize = 1 << 20;
+/// Responses answered at once are written when this many bytes are waiting, even if more
+/// requests are already in.
+const ANSWERED_FLUSH_BYTES: usize = 64 * 1024;
 /// A read buffer left this large by a big request is dropped once it is empty.
 const READ_BUFFER_KEEP: usize = 4 * 1024 * 1024;
 
@@ -97,25 +101,63 @@ async fn serve_connection(
     // Empty unless a Produce waits for its fsync: then later requests are read and handled
     // (sharing that group commit) while their responses queue behind it.
     let mut pending: VecDeque<Pending> = VecDeque::new();
+    // Responses answered at once, written together when no further request is waiting in
+    // `rbuf` or a request that may wait comes next: a client that pipelines Produce requests
+    // gets one send (and one wake-up) for all of them.
+    let mut answered = BytesMut::with_capacity(64 * 1024);
     loop {
         write_ready(&mut pending, &mut writer).await?;
-        let mut frame = match split_frame(&mut rbuf, limit)? {
+        let split = split_frame(&mut rbuf, limit);
+        if split.is_err() {
+            // The requests before the bad one are still owed their answers.
+            flush(&mut answered, &mut writer).await?;
+        }
+        let mut frame = match split? {
             Some(frame) => frame,
-            None => match read_more(&mut reader, &mut rbuf, &mut pending, &mut writer, &mut shutdown).await? {
-                Read::Some => continue,
-                Read::Shutdown => return Ok(()),
-                Read::Closed => {
-                    // The client closed its side: answer what is still owed, then stop.
-                    drain(&mut pending, &mut writer).await?;
-                    return Ok(());
+            None => {
+                flush(&mut answered, &mut writer).await?;
+                match read_more(&mut reader, &mut rbuf, &mut pending, &mut writer, &mut shutdown).await? {
+                    Read::Some => continue,
+                    Read::Shutdown => return Ok(()),
+                    Read::Closed => {
+                        // The client closed its side: answer what is still owed, then stop.
+                        drain(&mut pending, &mut writer).await?;
+                        return Ok(());
+                    }
                 }
-            },
+            }
         };
-        let header =
-            decode_request_header(&mut frame).map_err(|e| ConnError::Protocol(format!("bad request header: {e}")))?;
+        let header = match decode_request_header(&mut frame) {
+            Ok(header) => header,
+            Err(e) => {
+                flush(&mut answered, &mut writer).await?;
+                return Err(ConnError::Protocol(format!("bad request header: {e}")));
+            }
+        };
+        if header.api_key != ApiKey::Produce as i16 {
+            // Only a Produce is handled without waiting (its flush is deferred); anything else
+            // may park (a long-poll Fetch, a JoinGroup), and must not hold back the answers
+            // before it. Kafka itself answers a request before it reads the next.
+            flush(&mut answered, &mut writer).await?;
+        }
         out.clear();
-        match apis::handle(&broker, &ctx, &header, frame, &mut out).await {
-            Outcome::Respond if pending.is_empty() => writer.write_all(&out).await?,
+        let outcome = apis::handle(&broker, &ctx, &header, frame, &mut out).await;
+        let joins_answered = pending.is_empty() && matches!(outcome, Outcome::Respond | Outcome::NoResponse);
+        if !joins_answered {
+            // Whatever goes out next must follow the responses already answered.
+            flush(&mut answered, &mut writer).await?;
+        }
+        match outcome {
+            Outcome::Respond if pending.is_empty() => {
+                if answered.is_empty() {
+                    std::mem::swap(&mut answered, &mut out);
+                } else {
+                    answered.extend_from_slice(&out);
+                }
+                if answered.len() >= ANSWERED_FLUSH_BYTES {
+                    flush(&mut answered, &mut writer).await?;
+                }
+            }
             Outcome::Respond => pending.push_back(Pending::Ready(Parts::new(vec![out.split().freeze()]))),
             Outcome::RespondParts(parts) if pending.is_empty() => writer.write_all_buf(&mut Parts::new(parts)).await?,
             Outcome::RespondParts(parts) => pending.push_back(Pending::Ready(Parts::new(parts))),
@@ -134,6 +176,19 @@ async fn serve_connection(
             rbuf = BytesMut::with_capacity(READ_CHUNK);
         }
     }
+}
+
+/// Writes the responses answered so far, in one send.
+async fn flush(answered: &mut BytesMut, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
+    if answered.is_empty() {
+        return Ok(());
+    }
+    writer.write_all(answered).await?;
+    answered.clear();
+    if answered.capacity() > 4 * 1024 * 1024 {
+        *answered = BytesMut::with_capacity(64 * 1024);
+    }
+    Ok(())
 }
 
 /// Splits the next whole frame (without its size prefix) off the front of `rbuf`, or returns

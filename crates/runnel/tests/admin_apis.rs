@@ -2060,6 +2060,62 @@ fn fsync_policy_pipelined_requests_answer_in_order() {
     assert_eq!(list_offset(&mut c, 9, "pipelined", 0, -1).offset, 60);
 }
 
+/// Answers to Produce requests that arrive together are written together, but never held back
+/// behind a request that may wait: here a long-poll Fetch right after a Produce, in the same
+/// write. Everything comes back in request order, with the appends in that order too.
+#[test]
+fn pipelined_produces_answer_in_order_and_not_behind_a_long_poll() {
+    let b = shared();
+    let mut c = client(&b);
+    create(&mut c, "coalesced", 1, &[]);
+    let mut bytes = BytesMut::new();
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let (cid, req) = c.encode(11, produce_request("coalesced", 0, batch(2, 10), 1));
+        bytes.extend_from_slice(&req);
+        sent.push((true, cid));
+        if i % 10 == 9 {
+            let (cid, req) = c.encode(3, ApiVersionsRequest::default());
+            bytes.extend_from_slice(&req);
+            sent.push((false, cid));
+        }
+    }
+    // Nothing will arrive at the end of the log, so this Fetch waits its whole 3 s.
+    let mut long_poll = fetch_request("coalesced", vec![fetch_partition(0, 60, 1 << 20)]);
+    long_poll.max_wait_ms = 3_000;
+    long_poll.min_bytes = 1;
+    let (fetch_cid, req) = c.encode(12, long_poll);
+    bytes.extend_from_slice(&req);
+    let started = Instant::now();
+    c.write_all(&bytes);
+    let mut next_offset = 0;
+    for (is_produce, cid) in sent {
+        if !is_produce {
+            assert_eq!(c.receive::<ApiVersionsRequest>(3, cid).error_code, NONE);
+            continue;
+        }
+        let r = c.receive::<ProduceRequest>(11, cid);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(
+            (p.error_code, p.base_offset),
+            (NONE, next_offset),
+            "appends in request order"
+        );
+        next_offset += 2;
+    }
+    let answered_after = started.elapsed();
+    assert!(
+        answered_after < Duration::from_millis(1_500),
+        "the Produce answers waited {answered_after:?}, behind the long poll"
+    );
+    let fetched = only_partition(c.receive::<FetchRequest>(12, fetch_cid));
+    assert_eq!(fetched.error_code, NONE);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_500),
+        "the Fetch long-polled, so it could have held the answers back"
+    );
+}
+
 #[test]
 fn fsync_policy_concurrent_acks_all() {
     let b = Broker::start_with(&[("log.flush.policy", "fsync")]);

@@ -140,7 +140,9 @@ impl Client {
         R::from_body(body).unwrap_or_else(|| panic!("{} v{version}: wrong response type", R::KEY.name()))
     }
 
-    fn write_request<R: Api>(&mut self, version: i16, req: R) -> i32 {
+    /// Encodes a request with the next correlation id without sending it, so that several go
+    /// out in one write (`write_all`).
+    pub fn encode<R: Api>(&mut self, version: i16, req: R) -> (i32, BytesMut) {
         let cid = self.next_correlation_id;
         self.next_correlation_id += 1;
         let header = RequestHeader {
@@ -153,6 +155,15 @@ impl Client {
         let mut buf = BytesMut::new();
         encode_request(&mut buf, &header, &req.into_body())
             .unwrap_or_else(|e| panic!("{} v{version}: cannot encode request: {e}", R::KEY.name()));
+        (cid, buf)
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("write: {e}"));
+    }
+
+    fn write_request<R: Api>(&mut self, version: i16, req: R) -> i32 {
+        let (cid, buf) = self.encode(version, req);
         self.stream
             .write_all(&buf)
             .unwrap_or_else(|e| panic!("{} v{version}: write: {e}", R::KEY.name()));
