@@ -40,6 +40,35 @@ pub const CONSUMER_FIXED: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", "10"),
 ];
 
+/// A `log` logger on stderr. The rdkafka crate sets each client's librdkafka `log_level` from
+/// what the installed `log` logger enables, so with none `-X debug=...` printed nothing: the
+/// debug lines were below the level. With this one they appear (librdkafka writes them only
+/// for the contexts `debug` names), and so do warnings the crate logs itself.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.target() == "librdkafka" || m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("{:<5} {}", r.level(), r.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static STDERR_LOG: StderrLog = StderrLog;
+
+/// Installs the stderr logger; call before the first client config is made.
+pub fn init_logging() {
+    if log::set_logger(&STDERR_LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+}
+
 /// `key=value` → (key, value).
 pub fn parse_kv(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
@@ -150,6 +179,14 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_the_logger_clients_pass_librdkafka_its_debug_lines() {
+        init_logging();
+        // What `-X debug=...` needs: the level each client config hands librdkafka.
+        let level = ClientConfig::new().log_level;
+        assert!(matches!(level, rdkafka::config::RDKafkaLogLevel::Debug), "{level:?}");
+    }
 
     #[test]
     fn overrides_replace_and_append() {

@@ -206,6 +206,7 @@ struct LatencyArgs {
 }
 
 fn main() {
+    kafka::init_logging();
     let outcome = match Cli::parse().command {
         Cmd::Start(a) => start::run(&a),
         Cmd::Produce(a) => produce_cmd(&a),

@@ -157,6 +157,9 @@ pub struct Metrics {
     registry: Registry,
     per_partition: bool,
     topics: TopicFamilies,
+    /// Each topic's counters, looked up once: a family lookup hashes the label set, and every
+    /// Produce and Fetch counts into five of them.
+    topic_counters: RwLock<HashMap<String, TopicCounters>>,
     all_topics: TopicCounters,
     latency: RwLock<HashMap<&'static str, std::sync::Arc<Latency>>>,
     gauges: ScrapeGauges,
@@ -182,6 +185,7 @@ impl Metrics {
             registry,
             per_partition,
             topics,
+            topic_counters: RwLock::new(HashMap::new()),
             all_topics,
             latency: RwLock::new(HashMap::new()),
             gauges,
@@ -190,22 +194,33 @@ impl Metrics {
         }
     }
 
-    fn topic(&self, topic: &str) -> TopicCounters {
-        self.topics.counters(&vec![("topic", topic.to_string())])
+    /// Runs `count` on `topic`'s counters, registering them on first use.
+    fn topic(&self, topic: &str, count: impl FnOnce(&TopicCounters)) {
+        if let Some(counters) = self.topic_counters.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
+            return count(counters);
+        }
+        let mut all = self.topic_counters.write().unwrap_or_else(|e| e.into_inner());
+        let counters = all
+            .entry(topic.to_string())
+            .or_insert_with(|| self.topics.counters(&vec![("topic", topic.to_string())]));
+        count(counters);
     }
 
     /// A successful append of `messages` records in `bytes` batch bytes (as received).
     pub fn produced(&self, topic: &str, messages: u64, bytes: u64) {
-        let t = self.topic(topic);
-        t.messages_in.inc_by(messages);
-        t.bytes_in.inc_by(bytes);
+        self.topic(topic, |t| {
+            t.messages_in.inc_by(messages);
+            t.bytes_in.inc_by(bytes);
+        });
         self.all_topics.messages_in.inc_by(messages);
         self.all_topics.bytes_in.inc_by(bytes);
     }
 
     /// A partition of a produce request that failed.
     pub fn produce_failed(&self, topic: &str) {
-        self.topic(topic).failed_produce.inc();
+        self.topic(topic, |t| {
+            t.failed_produce.inc();
+        });
         self.all_topics.failed_produce.inc();
     }
 
@@ -214,13 +229,17 @@ impl Metrics {
         if bytes == 0 {
             return;
         }
-        self.topic(topic).bytes_out.inc_by(bytes);
+        self.topic(topic, |t| {
+            t.bytes_out.inc_by(bytes);
+        });
         self.all_topics.bytes_out.inc_by(bytes);
     }
 
     /// A partition of a fetch request that failed.
     pub fn fetch_failed(&self, topic: &str) {
-        self.topic(topic).failed_fetch.inc();
+        self.topic(topic, |t| {
+            t.failed_fetch.inc();
+        });
         self.all_topics.failed_fetch.inc();
     }
 
