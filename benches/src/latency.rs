@@ -44,9 +44,9 @@ pub struct LatencyOutcome {
     pub clock_steps: u64,
 }
 
-struct Received {
-    e2e_ns: Histogram<u64>,
-    received: u64,
+pub struct Received {
+    pub e2e_ns: Histogram<u64>,
+    pub received: u64,
     measured_bytes: u64,
     /// Wall-clock receive times of the first and last measured record, ns.
     first_ns: Option<u64>,
@@ -54,16 +54,66 @@ struct Received {
     clock_steps: u64,
 }
 
+impl Received {
+    pub fn new() -> Received {
+        Received {
+            e2e_ns: new_ns_histogram(),
+            received: 0,
+            measured_bytes: 0,
+            first_ns: None,
+            last_ns: None,
+            clock_steps: 0,
+        }
+    }
+
+    /// Counts one record received at `now_ns`; its delay goes into the histogram unless it
+    /// has no stamp, was sent during the warm-up (before `measure_from_ns`) or seems to
+    /// arrive before it was sent (a clock step).
+    pub fn record(&mut self, payload: &[u8], now_ns: u64, measure_from_ns: u64) {
+        self.received += 1;
+        let Some(sent_ns) = sent_time_ns(payload) else {
+            return;
+        };
+        if sent_ns < measure_from_ns {
+            return;
+        }
+        let Some(delay_ns) = now_ns.checked_sub(sent_ns) else {
+            self.clock_steps += 1;
+            return;
+        };
+        self.e2e_ns.saturating_record(delay_ns.max(1));
+        self.measured_bytes += payload.len() as u64;
+        self.first_ns.get_or_insert(now_ns);
+        self.last_ns = Some(now_ns);
+    }
+}
+
 pub fn run(producer_cfg: &ClientConfig, consumer_cfg: &ClientConfig, spec: &LatencySpec) -> Result<LatencyOutcome> {
     let consumer = positioned_consumer(consumer_cfg, &spec.produce.topic)?;
+    measure(
+        spec.warmup,
+        |sent, done, from_ns| Ok(receive(&consumer, sent, done, from_ns)),
+        |sent| produce::run(producer_cfg, &spec.produce, sent),
+    )
+}
+
+/// Runs `produce` (which counts what it sends in `sent`) beside `receive`, which reads until
+/// `done` and every sent record is in, timing records sent from `warmup` on.
+pub fn measure<R, P>(warmup: Duration, receive: R, produce: P) -> Result<LatencyOutcome>
+where
+    R: FnOnce(&AtomicU64, &AtomicBool, u64) -> Result<Received> + Send,
+    P: FnOnce(&AtomicU64) -> Result<ProduceOutcome>,
+{
     let sent = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    let measure_from_ns = wall_ns() + spec.warmup.as_nanos() as u64;
+    let measure_from_ns = wall_ns() + warmup.as_nanos() as u64;
     let (produced, received) = std::thread::scope(|s| {
-        let reader = s.spawn(|| receive(&consumer, &sent, &done, measure_from_ns));
-        let produced = produce::run(producer_cfg, &spec.produce, &sent);
+        let reader = s.spawn(|| receive(&sent, &done, measure_from_ns));
+        let produced = produce(&sent);
         done.store(true, Ordering::Release);
-        let received = reader.join().map_err(|_| "latency consumer panicked".to_string());
+        let received = reader
+            .join()
+            .unwrap_or_else(|_| Err("latency consumer panicked".to_string()));
         (produced, received)
     });
     let (produced, r) = (produced?, received?);
@@ -121,14 +171,7 @@ pub fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i64>>
 /// Reads records until every sent one is in (or none came for `IDLE_LIMIT` after the last
 /// send). One clock read per record: the receive time, which also marks progress.
 fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Received {
-    let mut r = Received {
-        e2e_ns: new_ns_histogram(),
-        received: 0,
-        measured_bytes: 0,
-        first_ns: None,
-        last_ns: None,
-        clock_steps: 0,
-    };
+    let mut r = Received::new();
     let mut last_progress_ns = wall_ns();
     loop {
         let finished = done.load(Ordering::Acquire);
@@ -145,22 +188,7 @@ fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure
         };
         let now_ns = wall_ns();
         last_progress_ns = now_ns;
-        r.received += 1;
-        let payload = m.payload().unwrap_or_default();
-        let Some(sent_ns) = sent_time_ns(payload) else {
-            continue;
-        };
-        if sent_ns < measure_from_ns {
-            continue;
-        }
-        let Some(delay_ns) = now_ns.checked_sub(sent_ns) else {
-            r.clock_steps += 1;
-            continue;
-        };
-        r.e2e_ns.saturating_record(delay_ns.max(1));
-        r.measured_bytes += payload.len() as u64;
-        r.first_ns.get_or_insert(now_ns);
-        r.last_ns = Some(now_ns);
+        r.record(m.payload().unwrap_or_default(), now_ns, measure_from_ns);
     }
 }
 
@@ -173,6 +201,25 @@ pub fn sent_time_ns(payload: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_timed_unless_unstamped_warm_up_or_a_clock_step() {
+        let mut r = Received::new();
+        let stamped = |ns: u64| {
+            let mut p = vec![b'x'; 20];
+            p[..8].copy_from_slice(&ns.to_le_bytes());
+            p
+        };
+        r.record(&stamped(1_000), 1_500, 900);
+        r.record(&stamped(800), 1_600, 900); // sent during the warm-up
+        r.record(&stamped(2_000), 1_700, 900); // received before it was sent
+        r.record(b"short", 1_800, 900);
+        assert_eq!(r.received, 4);
+        assert_eq!(r.e2e_ns.len(), 1);
+        assert_eq!(r.e2e_ns.max(), r.e2e_ns.highest_equivalent(500));
+        assert_eq!((r.clock_steps, r.measured_bytes), (1, 20));
+        assert_eq!((r.first_ns, r.last_ns), (Some(1_500), Some(1_500)));
+    }
 
     #[test]
     fn stamp_round_trip_and_short_payloads() {

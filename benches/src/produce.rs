@@ -121,7 +121,7 @@ pub struct ProduceOutcome {
 pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<ProduceOutcome> {
     let producers = spec.producers.max(1) as u64;
     let start = Instant::now();
-    let results: Vec<Result<Worker>> = std::thread::scope(|s| {
+    let results: Vec<Result<WorkerOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..producers)
             .map(|w| {
                 let share = spec.records / producers + u64::from(w < spec.records % producers);
@@ -134,6 +134,21 @@ pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<P
             .map(|h| h.join().unwrap_or_else(|_| Err("producer thread panicked".into())))
             .collect()
     });
+    merge(results, start)
+}
+
+/// One producer's counts, as a worker returns them.
+pub struct WorkerOutcome {
+    pub acked: u64,
+    pub failed: u64,
+    pub first_error: Option<String>,
+    pub finished: Instant,
+    pub ack_ns: Histogram<u64>,
+}
+
+/// The producers' counts together: the first error, the last finish (from `start`) and one
+/// ack histogram.
+pub fn merge(results: Vec<Result<WorkerOutcome>>, start: Instant) -> Result<ProduceOutcome> {
     let mut out = ProduceOutcome {
         acked: 0,
         failed: 0,
@@ -154,14 +169,6 @@ pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<P
     Ok(out)
 }
 
-struct Worker {
-    acked: u64,
-    failed: u64,
-    first_error: Option<String>,
-    finished: Instant,
-    ack_ns: Histogram<u64>,
-}
-
 fn worker(
     cfg: &ClientConfig,
     spec: &ProduceSpec,
@@ -169,7 +176,7 @@ fn worker(
     records: u64,
     mut pacer: Pacer,
     sent: &AtomicU64,
-) -> Result<Worker> {
+) -> Result<WorkerOutcome> {
     let ctx = AckContext::new(pacer.start, spec.warmup);
     let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
     let mut payload = vec![b'x'; spec.record_size];
@@ -214,7 +221,7 @@ fn worker(
     let ctx = producer.context();
     let ack_ns = ctx.ack_ns.lock().map_err(|_| "ack histogram poisoned")?.clone();
     let first_error = ctx.first_error.lock().map_err(|_| "error slot poisoned")?.clone();
-    Ok(Worker {
+    Ok(WorkerOutcome {
         acked: ctx.acked.load(Ordering::Relaxed),
         failed: ctx.failed.load(Ordering::Relaxed),
         first_error,

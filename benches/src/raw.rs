@@ -27,7 +27,6 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use hdrhistogram::Histogram;
 use runnel_protocol::frame::{decode_response, encode_request, RequestHeader};
 use runnel_protocol::generated::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use runnel_protocol::generated::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
@@ -36,8 +35,8 @@ use runnel_protocol::records::{batches, decode_records, encode_batch, BatchBuild
 use runnel_protocol::ErrorCode;
 
 use crate::kafka::wall_ns;
-use crate::latency::{sent_time_ns, LatencyOutcome, IDLE_LIMIT};
-use crate::produce::ProduceOutcome;
+use crate::latency::{measure, LatencyOutcome, Received, IDLE_LIMIT};
+use crate::produce::{merge, ProduceOutcome, WorkerOutcome};
 use crate::report::new_ns_histogram;
 use crate::Result;
 
@@ -103,7 +102,7 @@ pub fn produce(bootstrap: &str, spec: &RawSpec, sent: &AtomicU64) -> Result<Prod
             .collect::<Result<_>>()?
     };
     let start = Instant::now();
-    let results: Vec<Result<Counted>> = std::thread::scope(|s| {
+    let results: Vec<Result<WorkerOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..producers)
             .map(|w| {
                 let share = spec.records / producers + u64::from(w < spec.records % producers);
@@ -130,56 +129,18 @@ pub fn produce(bootstrap: &str, spec: &RawSpec, sent: &AtomicU64) -> Result<Prod
             .map(|h| h.join().unwrap_or_else(|_| Err("raw producer thread panicked".into())))
             .collect()
     });
-    let mut out = ProduceOutcome {
-        acked: 0,
-        failed: 0,
-        first_error: None,
-        seconds: 0.0,
-        ack_ns: new_ns_histogram(),
-    };
-    for c in results {
-        let c = c?;
-        out.acked += c.acked;
-        out.failed += c.failed;
-        out.first_error = out.first_error.or(c.first_error);
-        out.seconds = out.seconds.max(c.finished.duration_since(start).as_secs_f64());
-        out.ack_ns
-            .add(&c.ack_ns)
-            .map_err(|e| format!("merge histograms: {e}"))?;
-    }
-    Ok(out)
+    merge(results, start)
 }
 
 /// End-to-end latency with raw clients: the paced producers of `spec`, and one fetcher
 /// reading every partition from `start_offsets` (the high watermarks before the first send).
 pub fn latency(bootstrap: &str, spec: &RawSpec, start_offsets: &[i64]) -> Result<LatencyOutcome> {
-    let sent = AtomicU64::new(0);
-    let done = AtomicBool::new(false);
-    let measure_from_ns = wall_ns() + spec.warmup.as_nanos() as u64;
     let mut fetcher = Fetcher::connect(bootstrap, &spec.topic, start_offsets)?;
-    let (produced, received) = std::thread::scope(|s| {
-        let reader = s.spawn(|| fetcher.receive(&sent, &done, measure_from_ns));
-        let produced = produce(bootstrap, spec, &sent);
-        done.store(true, Ordering::Release);
-        let received = reader
-            .join()
-            .unwrap_or_else(|_| Err("raw fetcher panicked".to_string()));
-        (produced, received)
-    });
-    let (produced, r) = (produced?, received?);
-    let measured_seconds = match (r.first_ns, r.last_ns) {
-        (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
-        _ => 0.0,
-    };
-    Ok(LatencyOutcome {
-        produced,
-        sent: sent.load(Ordering::Relaxed),
-        e2e_ns: r.e2e_ns,
-        received: r.received,
-        measured_bytes: r.measured_bytes,
-        measured_seconds,
-        clock_steps: r.clock_steps,
-    })
+    measure(
+        spec.warmup,
+        |sent, done, from_ns| fetcher.receive(sent, done, from_ns),
+        |sent| produce(bootstrap, spec, sent),
+    )
 }
 
 /// Where a producer connection's requests come from.
@@ -372,14 +333,6 @@ struct Sent {
     at: Instant,
 }
 
-struct Counted {
-    acked: u64,
-    failed: u64,
-    first_error: Option<String>,
-    finished: Instant,
-    ack_ns: Histogram<u64>,
-}
-
 /// Sends what `source` gives over one connection and counts the responses; acks of requests
 /// sent before `measure_from` stay out of the histogram.
 fn connection(
@@ -388,7 +341,7 @@ fn connection(
     in_flight: usize,
     start: Instant,
     measure_from: Instant,
-) -> Result<Counted> {
+) -> Result<WorkerOutcome> {
     let mut stream = TcpStream::connect(bootstrap).map_err(|e| format!("connect {bootstrap}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
     let reader = stream.try_clone().map_err(|e| format!("clone socket: {e}"))?;
@@ -443,8 +396,8 @@ fn count_responses(
     sent: Receiver<Sent>,
     start: Instant,
     measure_from: Instant,
-) -> Result<Counted> {
-    let mut c = Counted {
+) -> Result<WorkerOutcome> {
+    let mut c = WorkerOutcome {
         acked: 0,
         failed: 0,
         first_error: None,
@@ -525,16 +478,6 @@ struct Fetcher {
     offsets: Vec<i64>,
 }
 
-/// What the fetcher saw.
-struct Received {
-    e2e_ns: Histogram<u64>,
-    received: u64,
-    measured_bytes: u64,
-    first_ns: Option<u64>,
-    last_ns: Option<u64>,
-    clock_steps: u64,
-}
-
 impl Fetcher {
     fn connect(bootstrap: &str, topic: &str, offsets: &[i64]) -> Result<Fetcher> {
         let stream = TcpStream::connect(bootstrap).map_err(|e| format!("connect {bootstrap}: {e}"))?;
@@ -552,14 +495,7 @@ impl Fetcher {
     /// Fetches until every sent record is in (or none came for `IDLE_LIMIT` after the last
     /// send).
     fn receive(&mut self, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Result<Received> {
-        let mut r = Received {
-            e2e_ns: new_ns_histogram(),
-            received: 0,
-            measured_bytes: 0,
-            first_ns: None,
-            last_ns: None,
-            clock_steps: 0,
-        };
+        let mut r = Received::new();
         let mut last_progress_ns = wall_ns();
         for correlation_id in 0i32.. {
             let finished = done.load(Ordering::Acquire);
@@ -661,20 +597,7 @@ impl Fetcher {
                     let decoded = decode_records(batch, FETCH_PARTITION_MAX_BYTES as usize)
                         .map_err(|e| format!("records of {}-{}: {e:?}", topic.topic, p.partition_index))?;
                     for record in &decoded {
-                        r.received += 1;
-                        let value = record.value.as_deref().unwrap_or_default();
-                        let Some(sent_ns) = sent_time_ns(value) else { continue };
-                        if sent_ns < measure_from_ns {
-                            continue;
-                        }
-                        let Some(delay_ns) = now_ns.checked_sub(sent_ns) else {
-                            r.clock_steps += 1;
-                            continue;
-                        };
-                        r.e2e_ns.saturating_record(delay_ns.max(1));
-                        r.measured_bytes += value.len() as u64;
-                        r.first_ns.get_or_insert(now_ns);
-                        r.last_ns = Some(now_ns);
+                        r.record(record.value.as_deref().unwrap_or_default(), now_ns, measure_from_ns);
                     }
                     *offset = header.last_offset() + 1;
                 }
@@ -692,6 +615,8 @@ mod tests {
         PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
     };
     use runnel_protocol::records::validate_batches;
+
+    use crate::latency::sent_time_ns;
 
     fn spec() -> RawSpec {
         RawSpec {
@@ -860,14 +785,7 @@ mod tests {
         let mut batch = BytesMut::from(&produced_batch[..]);
         // As a broker returns it: offsets assigned, here from 10.
         runnel_protocol::records::set_base_offset(&mut batch, 10).expect("offset");
-        let mut r = Received {
-            e2e_ns: new_ns_histogram(),
-            received: 0,
-            measured_bytes: 0,
-            first_ns: None,
-            last_ns: None,
-            clock_steps: 0,
-        };
+        let mut r = Received::new();
         let now = stamp + 250_000;
         let mut cut = batch.clone().freeze();
         cut.truncate(batch.len() - 1);
