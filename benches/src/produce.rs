@@ -124,7 +124,7 @@ pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<P
     let results: Vec<Result<WorkerOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..producers)
             .map(|w| {
-                let share = spec.records / producers + u64::from(w < spec.records % producers);
+                let share = share_of(spec.records, producers, w);
                 let pacer = Pacer::new(start, spec.rate_per_s / producers as f64);
                 s.spawn(move || worker(cfg, spec, w, share, pacer, sent))
             })
@@ -135,6 +135,12 @@ pub fn run(cfg: &ClientConfig, spec: &ProduceSpec, sent: &AtomicU64) -> Result<P
             .collect()
     });
     merge(results, start)
+}
+
+/// Producer `worker`'s part of `records` split evenly over `producers` (the first ones take
+/// the remainder).
+pub fn share_of(records: u64, producers: u64, worker: u64) -> u64 {
+    records / producers + u64::from(worker < records % producers)
 }
 
 /// One producer's counts, as a worker returns them.

@@ -36,7 +36,7 @@ use runnel_protocol::ErrorCode;
 
 use crate::kafka::wall_ns;
 use crate::latency::{measure, LatencyOutcome, Received, IDLE_LIMIT};
-use crate::produce::{merge, ProduceOutcome, WorkerOutcome};
+use crate::produce::{merge, share_of, ProduceOutcome, WorkerOutcome};
 use crate::report::new_ns_histogram;
 use crate::Result;
 
@@ -105,10 +105,10 @@ pub fn produce(bootstrap: &str, spec: &RawSpec, sent: &AtomicU64) -> Result<Prod
     let results: Vec<Result<WorkerOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..producers)
             .map(|w| {
-                let share = spec.records / producers + u64::from(w < spec.records % producers);
+                let share = share_of(spec.records, producers, w);
                 let cycle = &cycle;
                 s.spawn(move || {
-                    let source: Box<dyn Source + '_> = if cycle.is_empty() {
+                    let source: Box<dyn Source + '_> = if spec.stamp {
                         Box::new(Stamped::new(
                             spec,
                             w,
