@@ -15,6 +15,7 @@ mod broker;
 mod consume;
 mod kafka;
 mod latency;
+mod native;
 mod procstat;
 mod produce;
 mod raw;
@@ -118,6 +119,12 @@ struct ProducerOpts {
     /// clock reads and availability checks, as `rdkafka_performance -p` spares them).
     #[arg(long, value_enum, default_value = "librdkafka")]
     partitioner: produce::Partitioner,
+    /// How librdkafka is handed records, always through a topic handle made once (as
+    /// rdkafka_performance does): `single` calls rd_kafka_produce per record, as
+    /// rdkafka_performance does; `batch` calls rd_kafka_produce_batch per block of up to 64
+    /// records bound for one partition.
+    #[arg(long, value_enum, default_value = "single")]
+    produce_call: native::ProduceCall,
     /// `librdkafka`, or `raw`: requests written with the broker's own codec over one
     /// connection per producer (and one fetching connection for `latency`), so the client
     /// costs next to nothing and the broker is what is measured. Uncompressed; acks 1 or all;
@@ -407,6 +414,7 @@ fn produce_spec(topic: &str, o: &ProducerOpts, partitions: i32) -> produce::Prod
         stamp: false,
         warmup: Duration::ZERO,
         placement: produce::Placement::new(o.partitioner, partitions, o.batch_size, o.record_size),
+        call: o.produce_call,
     }
 }
 
@@ -423,6 +431,7 @@ fn spec_config(spec: &produce::ProduceSpec, partitions: i32) -> Vec<(String, Str
         ("record_size".into(), spec.record_size.to_string()),
         ("producers".into(), spec.producers.to_string()),
         ("partitioner".into(), spec.placement.describe()),
+        ("produce_call".into(), format!("{:?}", spec.call).to_lowercase()),
         ("rate_per_s".into(), rate),
     ]
 }
@@ -482,6 +491,7 @@ fn fill(session: &Session, a: &ConsumeArgs, partitions: i32) -> Result<()> {
         partitions,
         producers: 1,
         partitioner: produce::Partitioner::Librdkafka,
+        produce_call: native::ProduceCall::Batch,
         client: ClientKind::Librdkafka,
         in_flight: 5,
     };

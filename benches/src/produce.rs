@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use crate::kafka::wall_ns;
+use crate::native::{Block, ProduceCall, Topic, UNASSIGNED};
 use crate::report::new_ns_histogram;
 use crate::Result;
 
@@ -46,6 +45,8 @@ pub struct ProduceSpec {
     pub warmup: Duration,
     /// Who picks each record's partition.
     pub placement: Placement,
+    /// How records are handed to librdkafka.
+    pub call: ProduceCall,
 }
 
 /// Who picks each record's partition (`--partitioner`).
@@ -185,35 +186,37 @@ fn worker(
 ) -> Result<WorkerOutcome> {
     let ctx = AckContext::new(pacer.start, spec.warmup);
     let producer: BaseProducer<AckContext> = cfg.create_with_context(ctx).map_err(|e| format!("producer: {e}"))?;
+    // Declared after the producer, so dropped before it.
+    let topic = Topic::new(&producer, &spec.topic)?;
+    let mut block = Block::new(spec.call, POLL_EVERY as usize);
     let mut payload = vec![b'x'; spec.record_size];
     let paced = pacer.interval_ns > 0.0;
     let stamp = spec.stamp && payload.len() >= 8;
     let mut sent_ns = 0;
-    let mut create_time_ms = 0;
     let mut unreported = 0;
     for i in 0..records {
+        if pacer.holds(i) {
+            block.flush(&topic, &payload, &producer)?;
+        }
         let burst = pacer.wait(i, &producer);
         // The clock is read once per burst of paced sends, or per `POLL_EVERY` unpaced sends:
         // such a block takes tens of microseconds, and every record in it carries the time it
         // started, so stamps and ack times err by that much on the long side only.
         let refresh = burst || (!paced && i % POLL_EVERY == 0);
         if refresh {
+            // The records waiting carry the payload as it was.
+            block.flush(&topic, &payload, &producer)?;
             let now_ns = wall_ns();
             if stamp {
                 payload[..8].copy_from_slice(&now_ns.to_le_bytes());
             }
             sent_ns = pacer.start.elapsed().as_nanos() as usize;
-            // CreateTime set here, as an application may, spares librdkafka a wall-clock read
-            // per record.
-            create_time_ms = (now_ns / 1_000_000) as i64;
         }
-        let mut record = BaseRecord::with_opaque_to(&spec.topic, sent_ns)
-            .payload(&payload[..])
-            .timestamp(create_time_ms);
-        if let Some(p) = spec.placement.partition(worker, i) {
-            record = record.partition(p);
+        let partition = spec.placement.partition(worker, i).unwrap_or(UNASSIGNED);
+        if block.needs_flush_for(partition) {
+            block.flush(&topic, &payload, &producer)?;
         }
-        send(&producer, record)?;
+        block.push(partition, sent_ns);
         unreported += 1;
         if i % POLL_EVERY == 0 {
             // `sent` is shared by every producer thread: adding to it per record would bounce
@@ -222,6 +225,7 @@ fn worker(
             serve_deliveries(&producer);
         }
     }
+    block.flush(&topic, &payload, &producer)?;
     sent.fetch_add(unreported, Ordering::Relaxed);
     drain(&producer)?;
     let ctx = producer.context();
@@ -250,13 +254,13 @@ fn serve_deliveries<C: ProducerContext + Delivered>(producer: &BaseProducer<C>) 
     }
 }
 
-fn poll_waiting<C: ProducerContext + Delivered>(producer: &BaseProducer<C>, wait: Duration) {
+pub fn poll_waiting<C: ProducerContext + Delivered>(producer: &BaseProducer<C>, wait: Duration) {
     producer.context().mark_waiting_poll();
     producer.poll(wait);
 }
 
 /// Count of delivery reports served so far, to tell whether a poll found one.
-trait Delivered {
+pub trait Delivered {
     fn delivered(&self) -> u64;
     /// Before a poll that does not wait: takes the time it starts, which stands for the ack time
     /// of every report it serves.
@@ -280,20 +284,6 @@ impl Delivered for AckContext {
     }
 }
 
-/// Sends one record, waiting (and serving callbacks) while the local queue is full.
-fn send(producer: &BaseProducer<AckContext>, mut record: BaseRecord<'_, (), [u8], usize>) -> Result<()> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                poll_waiting(producer, Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(format!("send: {e}")),
-        }
-    }
-}
-
 fn drain(producer: &BaseProducer<AckContext>) -> Result<()> {
     let deadline = Instant::now() + DRAIN_LIMIT;
     while producer.in_flight_count() > 0 {
@@ -309,7 +299,7 @@ fn drain(producer: &BaseProducer<AckContext>) -> Result<()> {
 }
 
 /// Counts and times delivery reports; the opaque is the send time in ns since `epoch`.
-struct AckContext {
+pub struct AckContext {
     epoch: Instant,
     record_from_ns: u64,
     /// When the current poll started (ns since `epoch`), or 0 if it may wait. A poll serves
@@ -396,6 +386,11 @@ impl Pacer {
             interval_ns,
             released: 0,
         }
+    }
+
+    /// Whether record `i` must wait for the pacer (it is not in the burst already released).
+    fn holds(&self, i: u64) -> bool {
+        self.interval_ns > 0.0 && i >= self.released
     }
 
     /// Returns once record `i` may go; true when that starts a new burst (the clock was read).

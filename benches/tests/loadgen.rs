@@ -1,0 +1,128 @@
+//! `loadgen` against the real broker: every way it hands records to librdkafka delivers each
+//! record exactly once, also when librdkafka's local queue is full and sends must be retried.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// The broker binary `cargo test --workspace` builds beside `loadgen`.
+fn broker_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_loadgen")).with_file_name("runnel");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the broker first (cargo build -p runnel)",
+        bin.display()
+    );
+    bin
+}
+
+struct Broker {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(broker_bin())
+            .arg("serve")
+            .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .args(["--override", "runnel.http.listener=127.0.0.1:0"])
+            .arg("--override")
+            .arg(format!("log.dirs={}", dir.path().display()))
+            .env("RUNNEL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the broker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("broker stdout");
+        let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+        assert!(
+            line.contains("listening") && addr.contains(':'),
+            "first broker line: {line:?}"
+        );
+        Broker { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `loadgen produce --json` and returns its median line.
+fn produce(addr: &str, topic: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["produce", "--bootstrap", addr, "--topic", topic, "--json"])
+        .args(extra)
+        .output()
+        .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("a median line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+/// Records in `topic`: the sum of its partitions' high watermarks.
+fn records_in(addr: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .expect("consumer");
+    let timeout = Duration::from_secs(10);
+    let md = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| consumer.fetch_watermarks(topic, p.id(), timeout).expect("watermarks").1)
+        .sum()
+}
+
+#[test]
+fn every_produce_call_delivers_each_record_once_even_through_a_full_local_queue() {
+    let broker = Broker::start();
+    let records = 5_000;
+    let cases: [(&str, &[&str]); 4] = [
+        ("batch-blocks", &["--produce-call", "batch", "--partitioner", "loadgen"]),
+        (
+            "batch-sticky",
+            &["--produce-call", "batch", "--partitioner", "librdkafka"],
+        ),
+        (
+            "single-blocks",
+            &["--produce-call", "single", "--partitioner", "loadgen"],
+        ),
+        (
+            "single-sticky",
+            &["--produce-call", "single", "--partitioner", "librdkafka"],
+        ),
+    ];
+    for (topic, call) in cases {
+        let mut args = vec!["--records", "5000", "--partitions", "3", "--producers", "2"];
+        // A queue smaller than a block: sends fail with QUEUE_FULL and are retried.
+        args.extend(["-X", "queue.buffering.max.messages=40"]);
+        args.extend(call);
+        let median = produce(&broker.addr, topic, &args);
+        assert_eq!(median["records"].as_f64(), Some(records as f64), "{topic}: {median}");
+        assert_eq!(median["failed"].as_f64(), Some(0.0), "{topic}: {median}");
+        assert_eq!(median["config"]["produce_call"], call[1], "{topic}: {median}");
+        assert_eq!(
+            records_in(&broker.addr, topic),
+            records,
+            "{topic}: each record exactly once"
+        );
+    }
+}
