@@ -83,6 +83,13 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Whether this process started the broker (and so owns everything on it).
+    pub fn spawned(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {

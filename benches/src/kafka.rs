@@ -122,6 +122,25 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32
     wait_for_leaders(&admin, topic, Duration::from_secs(15))
 }
 
+/// Deletes `topic` (its data and page cache go at once) and creates it again, empty, with
+/// `partitions`; returns its partition count once every partition has a leader.
+pub fn recreate_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &[])
+        .create()
+        .map_err(|e| format!("admin client: {e}"))?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let results = block_on(admin.delete_topics(&[topic], &opts)).map_err(|e| format!("delete topic: {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
+        }
+    }
+    ensure_topic(bootstrap, topic, partitions)
+}
+
 fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str, limit: Duration) -> Result<i32> {
     let deadline = Instant::now() + limit;
     loop {

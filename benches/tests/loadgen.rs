@@ -40,9 +40,10 @@ impl Broker {
             .spawn()
             .expect("spawn the broker");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("broker stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("broker stdout");
+        // Keep reading, or the broker's next line would meet a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
         assert!(
             line.contains("listening") && addr.contains(':'),
@@ -125,4 +126,37 @@ fn every_produce_call_delivers_each_record_once_even_through_a_full_local_queue(
             "{topic}: each record exactly once"
         );
     }
+}
+
+#[test]
+fn runs_on_a_spawned_broker_recreate_the_topic_and_a_given_broker_keeps_its_topics() {
+    // loadgen's own broker: the topic is deleted and made again between runs, which must work.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("produce")
+        .arg("--broker-bin")
+        .arg(broker_bin())
+        .args(["--records", "2000", "--partitions", "2", "--runs", "3", "--json"])
+        .output()
+        .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(runs.len(), 4, "three runs and the median: {stdout}");
+    for r in &runs {
+        assert_eq!(r["records"].as_f64(), Some(2000.0), "{r}");
+    }
+
+    // A broker someone else runs: its topic is left alone, so it holds every run's records.
+    let broker = Broker::start();
+    let median = produce(
+        &broker.addr,
+        "kept",
+        &["--records", "2000", "--partitions", "2", "--runs", "2"],
+    );
+    assert_eq!(median["records"].as_f64(), Some(2000.0), "{median}");
+    assert_eq!(records_in(&broker.addr, "kept"), 4000);
 }
