@@ -32,6 +32,7 @@ mod log;
 #[allow(unsafe_code)] // the mmap wrapper is the one place allowed to use it
 mod mmap;
 mod producer_state;
+mod read_buf;
 mod segment;
 mod txn_index;
 
