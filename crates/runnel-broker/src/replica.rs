@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use runnel_metadata::image::{MetadataImage, TopicImage};
 use runnel_metadata::records::TopicId;
@@ -375,21 +376,35 @@ fn sync_rolled_segments(part: &Partition) {
     }
 }
 
+/// How long a deletion waits for the requests and background passes still holding a removed
+/// partition. They hold one for a read, an append or a sync (an `acks=all` append until its
+/// fsync), so this is seldom more than milliseconds.
+const DELETE_WAIT: Duration = Duration::from_secs(5);
+
+/// Deletes a removed partition's log, waiting for its last holders first: its directory must
+/// be gone before a new topic of the same name opens the same one (a topic deleted and made
+/// again at once, as test suites and benchmarks do, used to find the old directory, with the
+/// old topic id, and fail to open).
 fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
-    match Arc::try_unwrap(part) {
-        Ok(part) => part.log.into_inner().expect("partition log lock poisoned").delete(),
-        // A request still holds it; its directory is removed when the topic is re-synced or at
-        // the next start (an unknown directory is not loaded).
-        Err(part) => {
-            tracing::warn!(topic = %part.topic, partition = part.index, "partition busy; deleting its files later");
-            Ok(())
-        }
+    let deadline = Instant::now() + DELETE_WAIT;
+    let mut part = part;
+    loop {
+        part = match Arc::try_unwrap(part) {
+            Ok(part) => return part.log.into_inner().expect("partition log lock poisoned").delete(),
+            Err(busy) if Instant::now() < deadline => busy,
+            // Still held: its directory is removed when the topic is re-synced or at the next
+            // start (an unknown directory is not loaded).
+            Err(busy) => {
+                tracing::warn!(topic = %busy.topic, partition = busy.index, "partition busy; deleting its files later");
+                return Ok(());
+            }
+        };
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use runnel_metadata::records::MetadataRecord;
 
@@ -443,6 +458,45 @@ mod tests {
             "the older image, applied late, is skipped"
         );
         assert!(dir.path().join("orders-0").exists());
+    }
+
+    #[test]
+    fn a_topic_deleted_while_a_request_holds_a_partition_can_be_made_again_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = ReplicaManager::new(1, dir.path().to_path_buf());
+        let (empty, first) = images(1);
+        sync(&replicas, &first);
+        // A request in flight: it lets go of the partition a little later.
+        let held = replicas.get("orders", 0).expect("partition");
+        let request = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+        });
+        // Deleted and made again with a new id, as one image change.
+        let new_id = [9u8; 16];
+        let again = empty.apply_at(
+            &[
+                MetadataRecord::TopicRecord {
+                    name: "orders".into(),
+                    topic_id: new_id,
+                },
+                MetadataRecord::PartitionRecord {
+                    topic_id: new_id,
+                    partition: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
+            ],
+            3,
+            1,
+        );
+        sync(&replicas, &again);
+        request.join().expect("request thread");
+        let part = replicas.get("orders", 0).expect("the new topic's partition");
+        assert_eq!(part.topic_id, new_id);
     }
 
     #[tokio::test]
