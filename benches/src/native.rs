@@ -15,6 +15,7 @@ use std::ffi::{c_void, CString};
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -183,6 +184,71 @@ impl Block {
         }
         self.messages.clear();
         Ok(())
+    }
+}
+
+/// Most messages taken from the consumer's queue in one call.
+const DRAIN_MAX: usize = 1024;
+
+/// A consumer's queue, drained without waiting.
+pub struct ConsumerQueue {
+    ptr: *mut rd::rd_kafka_queue_t,
+    taken: Vec<*mut rd::rd_kafka_message_t>,
+}
+
+impl ConsumerQueue {
+    /// The queue of `consumer`, which must have a `group.id` (librdkafka has no consumer queue
+    /// without one). Drop it before the consumer.
+    pub fn new(consumer: &BaseConsumer) -> Result<ConsumerQueue> {
+        // SAFETY: the client pointer is live while `consumer` is, and the queue handle is
+        // destroyed before the consumer (callers declare it after the consumer).
+        let ptr = unsafe { rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
+        if ptr.is_null() {
+            return Err("the consumer has no queue of its own (no group.id)".into());
+        }
+        Ok(ConsumerQueue {
+            ptr,
+            taken: Vec::with_capacity(DRAIN_MAX),
+        })
+    }
+
+    /// Hands the payload of every record already queued (up to `DRAIN_MAX`) to `each`, without
+    /// waiting; returns how many records there were. Errors and other events queued among
+    /// them are skipped (missing records show up as lost).
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+        self.taken.clear();
+        // SAFETY: the queue handle is live; `taken` has room for DRAIN_MAX pointers, and
+        // librdkafka writes at most that many.
+        let n = unsafe { rd::rd_kafka_consume_batch_queue(self.ptr, 0, self.taken.as_mut_ptr(), DRAIN_MAX) };
+        let n = usize::try_from(n).unwrap_or(0).min(DRAIN_MAX);
+        // SAFETY: librdkafka initialised the first `n` entries.
+        unsafe { self.taken.set_len(n) };
+        let mut records = 0;
+        for &m in &self.taken {
+            // SAFETY: each message is valid until destroyed below; its payload is `len` bytes
+            // (or null with len 0), borrowed only within this iteration.
+            unsafe {
+                if (*m).err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let payload = if (*m).payload.is_null() {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts((*m).payload as *const u8, (*m).len)
+                    };
+                    each(payload);
+                    records += 1;
+                }
+                rd::rd_kafka_message_destroy(m);
+            }
+        }
+        self.taken.clear();
+        records
+    }
+}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        // SAFETY: made by rd_kafka_queue_get_consumer and destroyed once.
+        unsafe { rd::rd_kafka_queue_destroy(self.ptr) }
     }
 }
 

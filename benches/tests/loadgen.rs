@@ -160,3 +160,35 @@ fn runs_on_a_spawned_broker_recreate_the_topic_and_a_given_broker_keeps_its_topi
     assert_eq!(median["records"].as_f64(), Some(2000.0), "{median}");
     assert_eq!(records_in(&broker.addr, "kept"), 4000);
 }
+
+#[test]
+fn the_latency_consumer_receives_every_record_it_is_sent() {
+    let broker = Broker::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["latency", "--bootstrap", &broker.addr, "--json"])
+        .args([
+            "--rate",
+            "20000",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--partitions",
+            "2",
+        ])
+        .args(["--produce-call", "batch", "--partitioner", "loadgen"])
+        .output()
+        .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let median: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("median")).expect("json");
+    assert_eq!(median["lost"].as_f64(), Some(0.0), "{median}");
+    assert_eq!(median["failed"].as_f64(), Some(0.0), "{median}");
+    // 1.5 s at 20 000/s, the first 0.5 s kept out of the histogram: about 20 000 timed.
+    let timed = median["e2e_count"].as_f64().expect("e2e_count");
+    assert!((18_000.0..=22_000.0).contains(&timed), "{median}");
+}
