@@ -1,6 +1,7 @@
 //! `loadgen` against the real broker: every way it hands records to librdkafka delivers each
 //! record exactly once, also when librdkafka's local queue is full and sends must be retried.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -60,11 +61,11 @@ impl Drop for Broker {
     }
 }
 
-/// Runs `loadgen produce --json` and returns its median line.
-fn produce(addr: &str, topic: &str, extra: &[&str]) -> serde_json::Value {
+/// Runs `loadgen` with `args` (which must ask for `--json`) and returns its JSON lines: one
+/// per run, the median last.
+fn loadgen<S: AsRef<OsStr>>(args: &[S]) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["produce", "--bootstrap", addr, "--topic", topic, "--json"])
-        .args(extra)
+        .args(args)
         .output()
         .expect("run loadgen");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -73,8 +74,17 @@ fn produce(addr: &str, topic: &str, extra: &[&str]) -> serde_json::Value {
         "loadgen failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last = stdout.lines().last().expect("a median line");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Runs `loadgen produce --json` and returns its median line.
+fn produce(addr: &str, topic: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["produce", "--bootstrap", addr, "--topic", topic, "--json"];
+    args.extend(extra);
+    loadgen(&args).pop().expect("a median line")
 }
 
 /// Records in `topic`: the sum of its partitions' high watermarks.
@@ -131,21 +141,21 @@ fn every_produce_call_delivers_each_record_once_even_through_a_full_local_queue(
 #[test]
 fn runs_on_a_spawned_broker_recreate_the_topic_and_a_given_broker_keeps_its_topics() {
     // loadgen's own broker: the topic is deleted and made again between runs, which must work.
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("produce")
-        .arg("--broker-bin")
-        .arg(broker_bin())
-        .args(["--records", "2000", "--partitions", "2", "--runs", "3", "--json"])
-        .output()
-        .expect("run loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    assert_eq!(runs.len(), 4, "three runs and the median: {stdout}");
+    let bin = broker_bin();
+    let bin = bin.to_str().expect("a UTF-8 target path");
+    let runs = loadgen(&[
+        "produce",
+        "--broker-bin",
+        bin,
+        "--records",
+        "2000",
+        "--partitions",
+        "2",
+        "--runs",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(runs.len(), 4, "three runs and the median: {runs:?}");
     for r in &runs {
         assert_eq!(r["records"].as_f64(), Some(2000.0), "{r}");
     }
@@ -164,28 +174,26 @@ fn runs_on_a_spawned_broker_recreate_the_topic_and_a_given_broker_keeps_its_topi
 #[test]
 fn the_latency_consumer_receives_every_record_it_is_sent() {
     let broker = Broker::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["latency", "--bootstrap", &broker.addr, "--json"])
-        .args([
-            "--rate",
-            "20000",
-            "--duration-s",
-            "1",
-            "--warmup-s",
-            "0.5",
-            "--partitions",
-            "2",
-        ])
-        .args(["--produce-call", "batch", "--partitioner", "loadgen"])
-        .output()
-        .expect("run loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let median: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("median")).expect("json");
+    let median = loadgen(&[
+        "latency",
+        "--bootstrap",
+        &broker.addr,
+        "--json",
+        "--rate",
+        "20000",
+        "--duration-s",
+        "1",
+        "--warmup-s",
+        "0.5",
+        "--partitions",
+        "2",
+        "--produce-call",
+        "batch",
+        "--partitioner",
+        "loadgen",
+    ])
+    .pop()
+    .expect("a median line");
     assert_eq!(median["lost"].as_f64(), Some(0.0), "{median}");
     assert_eq!(median["failed"].as_f64(), Some(0.0), "{median}");
     // 1.5 s at 20 000/s, the first 0.5 s kept out of the histogram: about 20 000 timed.
