@@ -1,5 +1,6 @@
-//! librdkafka's own produce calls under the rdkafka crate's producer, which still owns the
-//! client, its configuration and its delivery reports.
+//! librdkafka's own produce and batch-consume calls under the rdkafka crate's clients, which
+//! still own the clients, their configuration and the delivery reports. All of the bench
+//! crate's `unsafe` is here.
 //!
 //! Owns: a topic handle made once per producer, and the block of records waiting to be handed
 //! to librdkafka. The crate's `send` names the topic on every record, so librdkafka looks the
@@ -7,7 +8,9 @@
 //! `rdkafka_performance` makes a topic handle once "to avoid per-message lookups", and so does
 //! this. A block goes out either a record at a time (`rd_kafka_produce`, exactly as
 //! `rdkafka_performance` sends) or in one call (`rd_kafka_produce_batch`, which reads the clock
-//! and takes the topic lock once per block instead of per record).
+//! and takes the topic lock once per block instead of per record). The latency consumer drains
+//! what librdkafka has queued in one `rd_kafka_consume_batch_queue` call (`ConsumerQueue`), as
+//! `rdkafka_performance -B` consumes.
 //! Invariant: every record pushed is handed to librdkafka (or reported as an error) by the next
 //! `flush`, and all of a block's records carry the payload given to that `flush`.
 
