@@ -81,9 +81,7 @@ impl Broker {
         });
         Ok(broker)
     }
-}
 
-impl Broker {
     /// Whether this process started the broker (and so owns everything on it).
     pub fn spawned(&self) -> bool {
         self.child.is_some()

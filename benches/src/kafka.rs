@@ -105,13 +105,8 @@ pub fn client_config(bootstrap: &str, settings: &[(String, String)]) -> ClientCo
 /// Creates `topic` with `partitions` partitions (replication factor 1) unless it exists, then
 /// waits until metadata shows a leader for every partition. Returns the partition count.
 pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &[])
-        .create()
-        .map_err(|e| format!("admin client: {e}"))?;
+    let (admin, opts) = admin(bootstrap)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
     let results = block_on(admin.create_topics([&new], &opts)).map_err(|e| format!("create topic: {e}"))?;
     for r in results {
         match r {
@@ -125,12 +120,7 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32
 /// Deletes `topic` (its data and page cache go at once) and creates it again, empty, with
 /// `partitions`; returns its partition count once every partition has a leader.
 pub fn recreate_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &[])
-        .create()
-        .map_err(|e| format!("admin client: {e}"))?;
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
+    let (admin, opts) = admin(bootstrap)?;
     let results = block_on(admin.delete_topics(&[topic], &opts)).map_err(|e| format!("delete topic: {e}"))?;
     for r in results {
         match r {
@@ -139,6 +129,17 @@ pub fn recreate_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i
         }
     }
     ensure_topic(bootstrap, topic, partitions)
+}
+
+/// An admin client for `bootstrap`, with the options every topic operation here uses.
+fn admin(bootstrap: &str) -> Result<(AdminClient<DefaultClientContext>, AdminOptions)> {
+    let admin = client_config(bootstrap, &[])
+        .create()
+        .map_err(|e| format!("admin client: {e}"))?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    Ok((admin, opts))
 }
 
 fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str, limit: Duration) -> Result<i32> {

@@ -385,9 +385,8 @@ const DELETE_WAIT: Duration = Duration::from_secs(5);
 /// be gone before a new topic of the same name opens the same one (a topic deleted and made
 /// again at once, as test suites and benchmarks do, used to find the old directory, with the
 /// old topic id, and fail to open).
-fn delete_partition(part: Arc<Partition>) -> Result<(), StorageError> {
+fn delete_partition(mut part: Arc<Partition>) -> Result<(), StorageError> {
     let deadline = Instant::now() + DELETE_WAIT;
-    let mut part = part;
     loop {
         part = match Arc::try_unwrap(part) {
             Ok(part) => return part.log.into_inner().expect("partition log lock poisoned").delete(),
@@ -415,7 +414,12 @@ mod tests {
     /// empty image before it.
     fn images(partitions: i32) -> (MetadataImage, MetadataImage) {
         let older = MetadataImage::empty().apply_at(&[], 1, 1);
-        let topic_id = [7u8; 16];
+        let newer = older.apply_at(&orders([7u8; 16], partitions), 2, 1);
+        (older, newer)
+    }
+
+    /// The records creating topic `orders` with `topic_id` and `partitions` partitions on node 1.
+    fn orders(topic_id: [u8; 16], partitions: i32) -> Vec<MetadataRecord> {
         let mut records = vec![MetadataRecord::TopicRecord {
             name: "orders".into(),
             topic_id,
@@ -429,8 +433,7 @@ mod tests {
             leader_epoch: 0,
             partition_epoch: 0,
         }));
-        let newer = older.apply_at(&records, 2, 1);
-        (older, newer)
+        records
     }
 
     fn sync(replicas: &ReplicaManager, image: &MetadataImage) {
@@ -474,25 +477,7 @@ mod tests {
         });
         // Deleted and made again with a new id, as one image change.
         let new_id = [9u8; 16];
-        let again = empty.apply_at(
-            &[
-                MetadataRecord::TopicRecord {
-                    name: "orders".into(),
-                    topic_id: new_id,
-                },
-                MetadataRecord::PartitionRecord {
-                    topic_id: new_id,
-                    partition: 0,
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                },
-            ],
-            3,
-            1,
-        );
+        let again = empty.apply_at(&orders(new_id, 1), 3, 1);
         sync(&replicas, &again);
         request.join().expect("request thread");
         let part = replicas.get("orders", 0).expect("the new topic's partition");

@@ -537,12 +537,8 @@ impl Segment {
         if buf.is_empty() {
             while buf.len() < len {
                 let at = position + buf.len() as u64;
-                let n = rustix::io::pread(&*self.log, rustix::buffer::spare_capacity(&mut buf), at)
-                    .map_err(std::io::Error::from)
-                    .at(&self.log_path)?;
-                if n == 0 {
-                    return Err(self.corrupt(at, "the file ends before the segment's data".into()));
-                }
+                let read = rustix::io::pread(&*self.log, rustix::buffer::spare_capacity(&mut buf), at);
+                self.progress(at, read)?;
             }
         } else {
             // A reused buffer's bytes were written by an earlier read: only what it never
@@ -551,17 +547,21 @@ impl Segment {
             let mut filled = 0;
             while filled < len {
                 let at = position + filled as u64;
-                let n = rustix::io::pread(&*self.log, &mut buf[filled..], at)
-                    .map_err(std::io::Error::from)
-                    .at(&self.log_path)?;
-                if n == 0 {
-                    return Err(self.corrupt(at, "the file ends before the segment's data".into()));
-                }
-                filled += n;
+                filled += self.progress(at, rustix::io::pread(&*self.log, &mut buf[filled..], at))?;
             }
         }
         buf.truncate(len);
         Ok(read_buf::freeze(buf))
+    }
+
+    /// What a `pread` of the log file at `at` returned, as bytes read (never 0: the file ending
+    /// there is a corrupt segment).
+    fn progress(&self, at: u64, read: rustix::io::Result<usize>) -> Result<usize, StorageError> {
+        let n = read.map_err(std::io::Error::from).at(&self.log_path)?;
+        if n == 0 {
+            return Err(self.corrupt(at, "the file ends before the segment's data".into()));
+        }
+        Ok(n)
     }
 
     /// Reads the whole batch starting at `position` (for record-level lookups).
