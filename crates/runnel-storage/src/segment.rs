@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use runnel_protocol::records::{
@@ -97,6 +97,13 @@ pub(crate) struct Segment {
     /// `max_timestamp` of the first batch: segment.ms counts from it (Kafka's rolling timestamp).
     first_batch_timestamp: Option<i64>,
     created_ms: i64,
+    /// Where the batch after the last read's batches starts, `(offset, position)`: a consumer
+    /// reading on asks for that offset next, and its read then starts right there. The index
+    /// entry for an offset is the start of an earlier batch (entries map a batch's last offset
+    /// to its start), up to `index.interval.bytes` plus a batch back, so without this every
+    /// sequential read of 16 KiB batches or larger read its `max_bytes` twice. Positions only
+    /// move when the segment is truncated or rescanned, which clears it.
+    next_read: Mutex<Option<(i64, u64)>>,
 }
 
 fn open_log(path: &Path, create_new: bool) -> Result<File, StorageError> {
@@ -161,6 +168,7 @@ impl Segment {
             next_offset: base_offset,
             first_batch_timestamp: None,
             created_ms: now_ms,
+            next_read: Mutex::new(None),
         })
     }
 
@@ -290,6 +298,7 @@ impl Segment {
     /// Stops at the first bad batch; the caller decides whether that is a torn tail (truncate)
     /// or a disk fault (error).
     pub(crate) fn scan_and_rebuild(&mut self, index_interval_bytes: u32) -> Result<ScanOutcome, StorageError> {
+        *self.next_read.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.offset_index.clear();
         self.time_index.clear();
         self.next_offset = self.base_offset;
@@ -439,9 +448,49 @@ impl Segment {
     }
 
     /// Whole batches from the first one whose last offset is `>= target`, within `limits`
-    /// (see `read_from`); `None` when no batch of this segment reaches `target`. Usually one
-    /// positioned read: from the offset-index entry, the search slack plus `max_bytes`.
+    /// (see `read_batches_from`); `None` when no batch of this segment reaches `target`.
+    /// Usually one positioned read: where the last read ended when it asks for the offset
+    /// after it (see `next_read`), else from the offset-index entry, the search slack plus
+    /// `max_bytes`.
     pub(crate) fn read(&self, target: i64, limits: &ReadLimits) -> Result<Option<Bytes>, StorageError> {
+        let read = match self.read_where_last_ended(target, limits)? {
+            Some(read) => Some(read),
+            None => self.read_from_index(target, limits)?,
+        };
+        Ok(read.map(|(bytes, position, next_offset)| {
+            if let Some(next_offset) = next_offset {
+                self.set_next_read(Some((next_offset, position + bytes.len() as u64)));
+            }
+            bytes
+        }))
+    }
+
+    /// The read at the position `next_read` holds for `target`, if it holds one and the batch
+    /// there is the one sought: `(batches, their position, the offset after them)`.
+    fn read_where_last_ended(&self, target: i64, limits: &ReadLimits) -> Result<Option<BatchesRead>, StorageError> {
+        let hint = *self.next_read.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((offset, position)) = hint else {
+            return Ok(None);
+        };
+        if offset != target || position >= self.size_bytes {
+            return Ok(None);
+        }
+        let window = self.read_fresh(position, self.read_len(position, limits))?;
+        match parse_header(&window) {
+            Ok(h) if h.base_offset <= target && h.last_offset() >= target => {
+                let (bytes, next) = self.whole_batches(window, position, limits)?;
+                Ok(Some((bytes, position, next)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn set_next_read(&self, next: Option<(i64, u64)>) {
+        *self.next_read.lock().unwrap_or_else(|e| e.into_inner()) = next;
+    }
+
+    /// `read` from the offset-index entry for `target`.
+    fn read_from_index(&self, target: i64, limits: &ReadLimits) -> Result<Option<BatchesRead>, StorageError> {
         let (_, start) = self.offset_index.lookup(target);
         let start = u64::from(start);
         if start >= self.size_bytes {
@@ -463,10 +512,12 @@ impl Segment {
         }
         let position = start + at as u64;
         let need = self.read_len(position, limits);
-        if buf.len() - at < need {
-            return self.read_from(position, limits).map(Some);
-        }
-        self.whole_batches(buf.slice(at..), position, limits).map(Some)
+        let (bytes, next) = if buf.len() - at < need {
+            self.read_batches_from(position, limits)?
+        } else {
+            self.whole_batches(buf.slice(at..), position, limits)?
+        };
+        Ok(Some((bytes, position, next)))
     }
 
     /// What a read at `position` needs in hand: `max_bytes` of the data there, and at least
@@ -481,26 +532,40 @@ impl Segment {
         self.size_bytes.saturating_sub(position).min(limits.max_bytes as u64) as usize
     }
 
-    fn read_searching_from(&self, from: u64, target: i64, limits: &ReadLimits) -> Result<Option<Bytes>, StorageError> {
+    fn read_searching_from(
+        &self,
+        from: u64,
+        target: i64,
+        limits: &ReadLimits,
+    ) -> Result<Option<BatchesRead>, StorageError> {
         match self.find_batch_from(from, target)? {
-            Some(at) => self.read_from(at.position, limits).map(Some),
+            Some(at) => {
+                let (bytes, next) = self.read_batches_from(at.position, limits)?;
+                Ok(Some((bytes, at.position, next)))
+            }
             None => Ok(None),
         }
     }
 
     /// Whole batches from `position`: up to `max_bytes` (at least one batch when
     /// `min_one_batch`), stopping before the first batch whose last offset reaches
-    /// `max_offset_exclusive`.
-    pub(crate) fn read_from(&self, position: u64, limits: &ReadLimits) -> Result<Bytes, StorageError> {
+    /// `max_offset_exclusive`; and the offset after them (`None` when there are none).
+    fn read_batches_from(&self, position: u64, limits: &ReadLimits) -> Result<(Bytes, Option<i64>), StorageError> {
         let buf = self.read_fresh(position, self.read_len(position, limits))?;
         self.whole_batches(buf, position, limits)
     }
 
     /// The leading whole batches of `window` (read at `position`, at least `read_len` bytes)
-    /// within `limits`.
-    fn whole_batches(&self, window: Bytes, position: u64, limits: &ReadLimits) -> Result<Bytes, StorageError> {
+    /// within `limits`, and the offset after them (`None` when there are none).
+    fn whole_batches(
+        &self,
+        window: Bytes,
+        position: u64,
+        limits: &ReadLimits,
+    ) -> Result<(Bytes, Option<i64>), StorageError> {
         let want = self.want(position, limits);
         let mut end = 0usize;
+        let mut next_offset = None;
         while end < window.len() {
             let Ok(h) = parse_header(&window[end..]) else { break };
             if h.last_offset() >= limits.max_offset_exclusive {
@@ -509,16 +574,19 @@ impl Segment {
             let next = end + h.total_size_bytes();
             if next > want {
                 if end == 0 && limits.min_one_batch {
-                    if window.len() >= next {
-                        return Ok(window.slice(..next));
-                    }
-                    return self.read_one_batch(position, &h);
+                    let one = if window.len() >= next {
+                        window.slice(..next)
+                    } else {
+                        self.read_one_batch(position, &h)?
+                    };
+                    return Ok((one, Some(h.last_offset() + 1)));
                 }
                 break;
             }
             end = next;
+            next_offset = Some(h.last_offset() + 1);
         }
-        Ok(window.slice(..end))
+        Ok((window.slice(..end), next_offset))
     }
 
     fn read_one_batch(&self, position: u64, h: &BatchHeader) -> Result<Bytes, StorageError> {
@@ -593,6 +661,7 @@ impl Segment {
         let Some(at) = self.find_batch(offset)? else {
             return Ok(false);
         };
+        *self.next_read.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.log.set_len(at.position).at(&self.log_path)?;
         self.offset_index.truncate_to(offset);
         self.time_index.truncate_to(offset);
@@ -707,6 +776,9 @@ pub(crate) struct RollRules {
     pub(crate) segment_bytes: u64,
     pub(crate) segment_ms: i64,
 }
+
+/// Batches read, the position they start at and the offset after them (`None` when empty).
+type BatchesRead = (Bytes, u64, Option<i64>);
 
 pub(crate) struct ReadLimits {
     pub(crate) max_bytes: usize,
