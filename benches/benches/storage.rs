@@ -9,13 +9,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use runnel_protocol::records::Compression;
+use runnel_protocol::records::{batches, Compression};
 use runnel_storage::{LogConfig, PartitionLog};
 
 const NOW_MS: i64 = 1_700_000_000_000;
 /// Small segments so the lookup benches cross many segments and index files.
 const FIXTURE_SEGMENT_BYTES: u64 = 1024 * 1024;
-/// 64 MiB of 16 KiB batches: 64 segments, ~4 000 batches, ~600 000 records.
+/// One segment for the fetch reads, so a 1 MiB read never stops at a segment's end.
+const FETCH_SEGMENT_BYTES: u64 = 1 << 30;
+/// 64 MiB of 16 KiB batches: ~4 000 batches, ~600 000 records.
 const FIXTURE_BATCHES: usize = 4096;
 /// The append bench starts a fresh log once this much is written, so a long run cannot fill
 /// the disk; the reset is outside the measured time.
@@ -30,16 +32,17 @@ fn open_log(dir: &Path, segment_bytes: u64) -> PartitionLog {
     PartitionLog::open(&dir.join("bench-0"), None, config, NOW_MS).expect("open bench log")
 }
 
-/// A log of `FIXTURE_BATCHES` batches where batch `i` has timestamps starting at `NOW_MS + i*1000`.
+/// A log of `FIXTURE_BATCHES` batches where batch `i` has timestamps starting at `NOW_MS + i*1000`,
+/// in segments of `segment_bytes`.
 struct Fixture {
     _dir: tempfile::TempDir,
     log: PartitionLog,
     log_end_offset: i64,
 }
 
-fn fixture() -> Fixture {
+fn fixture(segment_bytes: u64) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = open_log(dir.path(), FIXTURE_SEGMENT_BYTES);
+    let mut log = open_log(dir.path(), segment_bytes);
     for i in 0..FIXTURE_BATCHES {
         let (batch, _) = common::batch_16k(Compression::None, NOW_MS + i as i64 * 1000);
         let mut buf = batch.to_vec();
@@ -67,7 +70,7 @@ impl Lcg {
 }
 
 fn index_lookup(c: &mut Criterion) {
-    let fx = fixture();
+    let fx = fixture(FIXTURE_SEGMENT_BYTES);
     let mut group = c.benchmark_group("index_lookup");
     group.measurement_time(Duration::from_secs(3)).sample_size(20);
     group.throughput(Throughput::Elements(1));
@@ -93,27 +96,41 @@ fn index_lookup(c: &mut Criterion) {
 }
 
 fn fetch_read(c: &mut Criterion) {
-    let fx = fixture();
+    let fx = fixture(FETCH_SEGMENT_BYTES);
     let mut group = c.benchmark_group("fetch_read");
     group.measurement_time(Duration::from_secs(3)).sample_size(20);
     let probe = fx.log.read(0, ONE_MIB, fx.log_end_offset, true).expect("probe read");
     group.throughput(Throughput::Bytes(probe.records.len() as u64));
-    // Sequential 1 MiB fetches from the start, wrapping; what a consumer catching up does.
-    let mut offset = 0i64;
-    group.bench_function("read_1MiB_page_cache", |b| {
-        b.iter(|| {
-            if offset + 100_000 >= fx.log_end_offset {
-                offset = 0;
-            }
-            let info = fx
-                .log
-                .read(black_box(offset), ONE_MIB, fx.log_end_offset, true)
-                .expect("read in range");
-            offset += 1; // the next read starts mid-batch, as a consumer's position often does
-            info
-        })
-    });
+    // Sequential 1 MiB reads through the whole log, wrapping, as a consumer catching up
+    // makes them. `reading_on` asks for the offset after the last read's batches, so it
+    // starts where that read ended; `from_index` asks for the one after that, inside the
+    // next batch, so it starts from the offset-index entry (a batch back) and searches.
+    for (name, skip) in [("read_1MiB_reading_on", 0i64), ("read_1MiB_from_index", 1)] {
+        let mut next = 0i64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                if next + 100_000 >= fx.log_end_offset {
+                    next = 0;
+                }
+                let info = fx
+                    .log
+                    .read(black_box(next), ONE_MIB, fx.log_end_offset, true)
+                    .expect("read in range");
+                next = last_offset(&info.records) + 1 + skip;
+                info
+            })
+        });
+    }
     group.finish();
+}
+
+/// The last offset of the last batch in `records` (whole batches, at least one).
+fn last_offset(records: &[u8]) -> i64 {
+    batches(records)
+        .last()
+        .and_then(Result::ok)
+        .map(|(h, _)| h.last_offset())
+        .expect("a read in range returns a batch")
 }
 
 struct AppendState {
