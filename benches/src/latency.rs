@@ -172,7 +172,7 @@ pub fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i64>>
 /// Reads records until every sent one is in (or none came for `IDLE_LIMIT` after the last
 /// send). It waits in `poll` for one record, then takes whatever else librdkafka has queued in
 /// one batch call without waiting (`ConsumerQueue::drain`); a record's receive time is read
-/// when it is taken, once for all the records one drain takes together.
+/// once it is taken, once for all the records one drain takes together.
 fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Result<Received> {
     let mut queue = ConsumerQueue::new(consumer)?;
     let mut r = Received::new();
@@ -194,12 +194,7 @@ fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure
         last_progress_ns = now_ns;
         r.record(m.payload().unwrap_or_default(), now_ns, measure_from_ns);
         drop(m);
-        loop {
-            let now_ns = wall_ns();
-            if queue.drain(|payload| r.record(payload, now_ns, measure_from_ns)) == 0 {
-                break;
-            }
-        }
+        while queue.drain(|payload, taken_ns| r.record(payload, taken_ns, measure_from_ns)) > 0 {}
     }
 }
 

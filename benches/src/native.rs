@@ -22,6 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::kafka::wall_ns;
 use crate::produce::{poll_waiting, AckContext};
 use crate::Result;
 
@@ -216,13 +217,19 @@ impl ConsumerQueue {
     }
 
     /// Hands the payload of every record already queued (up to `DRAIN_MAX`) to `each`, without
-    /// waiting; returns how many records there were. Errors and other events queued among
-    /// them are skipped (missing records show up as lost).
-    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+    /// waiting, with the wall-clock time (ns) read once they were all taken; returns how many
+    /// records there were. Errors and other events queued among them are skipped (missing
+    /// records show up as lost).
+    ///
+    /// The clock is read after the take, not before: a thread descheduled between a clock
+    /// read and the take would otherwise time records that arrived meanwhile as received
+    /// before they were, some even before they were sent.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8], u64)) -> usize {
         self.taken.clear();
         // SAFETY: the queue handle is live; `taken` has room for DRAIN_MAX pointers, and
         // librdkafka writes at most that many.
         let n = unsafe { rd::rd_kafka_consume_batch_queue(self.ptr, 0, self.taken.as_mut_ptr(), DRAIN_MAX) };
+        let taken_ns = wall_ns();
         let n = usize::try_from(n).unwrap_or(0).min(DRAIN_MAX);
         // SAFETY: librdkafka initialised the first `n` entries.
         unsafe { self.taken.set_len(n) };
@@ -237,7 +244,7 @@ impl ConsumerQueue {
                     } else {
                         std::slice::from_raw_parts((*m).payload as *const u8, (*m).len)
                     };
-                    each(payload);
+                    each(payload, taken_ns);
                     records += 1;
                 }
                 rd::rd_kafka_message_destroy(m);
