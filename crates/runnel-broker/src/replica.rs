@@ -294,21 +294,43 @@ impl ReplicaManager {
     }
 
     /// Flushes and closes every log (clean shutdown: indexes are trimmed and trusted next time).
+    /// Logs close on up to `SHUTDOWN_THREADS` threads: each close is a handful of fsyncs, and
+    /// one after the other they took 15 s for 10 000 partitions on our test VM's disk.
     pub fn shutdown(&self) {
+        // Held until every log is closed, so nothing opens or finds a partition meanwhile.
         let mut map = self.partitions.write().expect("replica map lock poisoned");
-        for (_, part) in map.drain() {
-            match Arc::try_unwrap(part) {
-                Ok(part) => {
-                    let log = part.log.into_inner().expect("partition log lock poisoned");
-                    if let Err(e) = log.close() {
-                        tracing::warn!(error = %e, "closing partition log failed");
+        let parts: Vec<Arc<Partition>> = map.drain().map(|(_, part)| part).collect();
+        let threads = SHUTDOWN_THREADS.min(parts.len());
+        let queue = Mutex::new(parts.into_iter());
+        let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    while let Some(part) = next() {
+                        close_partition(part);
                     }
-                }
-                Err(part) => {
-                    if let Err(e) = part.log().flush() {
-                        tracing::warn!(error = %e, "flushing partition log failed");
-                    }
-                }
+                });
+            }
+        });
+        drop(map);
+    }
+}
+
+/// Threads closing partition logs at shutdown.
+const SHUTDOWN_THREADS: usize = 16;
+
+/// Closes `part`'s log, or only flushes it if something still holds the partition.
+fn close_partition(part: Arc<Partition>) {
+    match Arc::try_unwrap(part) {
+        Ok(part) => {
+            let log = part.log.into_inner().expect("partition log lock poisoned");
+            if let Err(e) = log.close() {
+                tracing::warn!(error = %e, "closing partition log failed");
+            }
+        }
+        Err(part) => {
+            if let Err(e) = part.log().flush() {
+                tracing::warn!(error = %e, "flushing partition log failed");
             }
         }
     }

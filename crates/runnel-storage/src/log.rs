@@ -1129,7 +1129,15 @@ impl PartitionLog {
     }
 
     /// Flushes, trims the active segment's indexes and marks the shutdown clean.
+    ///
+    /// A log opened after a clean shutdown and not changed since (every change removes the
+    /// marker first, `mark_dirty`) is on disk as that shutdown left it: it closes without
+    /// writing or syncing anything, so a broker with many idle partitions stops in
+    /// milliseconds rather than a handful of fsyncs per partition.
     pub fn close(mut self) -> Result<(), StorageError> {
+        if self.clean_marker.is_some() {
+            return Ok(());
+        }
         self.active_mut().make_inactive()?;
         self.flush()?;
         self.write_log_start()?;

@@ -367,6 +367,49 @@ fn reopen_after_clean_close_and_after_crash_agree() {
     assert_eq!(more[0].0, appended[0].0 + 2);
 }
 
+/// Every file of `dir` with its inode and modification time.
+fn file_stamps(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let m = std::fs::metadata(&path).unwrap();
+            (path, m.ino(), m.modified().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn closing_a_log_untouched_since_a_clean_open_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let mut log = open(&dir, small_config());
+    fill(&mut log, 30);
+    let leo = log.log_end_offset();
+    let before = read_all(&log);
+    log.close().unwrap();
+
+    let log = open(&dir, small_config());
+    assert_eq!(read_all(&log), before);
+    let opened = file_stamps(&dir);
+    log.close().unwrap();
+    // Nothing rewritten (the snapshot and checkpoints are replaced by rename when written,
+    // which would change their inodes) and nothing touched.
+    assert_eq!(file_stamps(&dir), opened);
+
+    // Still a clean shutdown: the next open trusts the files, and a change is closed in full.
+    let mut log = open(&dir, small_config());
+    assert_eq!(log.log_end_offset(), leo);
+    fill(&mut log, 1);
+    log.close().unwrap();
+    assert!(dir.join("clean-shutdown").exists());
+    let log = open(&dir, small_config());
+    assert_eq!(read_all(&log).len(), before.len() + 1);
+}
+
 #[test]
 fn leftover_files_are_removed_on_open() {
     let root = tempfile::tempdir().unwrap();
