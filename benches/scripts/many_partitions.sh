@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Issue 6 target 5: N partitions on one broker — RSS with them open, and start-up time (spawn to
-# /readyz 200, which includes recovering every partition log) after a clean stop and after kill -9.
+# Issue 6 target 5: N partitions on one broker — RSS with them open, start-up time (spawn to
+# /readyz 200, which includes recovering every partition log) after a clean stop and after kill -9,
+# and how long a clean stop (SIGTERM to exit) takes: first with the partitions just created, then
+# with them idle since a clean start.
 #
 #   benches/scripts/many_partitions.sh [RUNNEL_BINARY] [PARTITIONS] [PER_TOPIC]
 #
@@ -24,6 +26,14 @@ start() {
   echo "$1 start_to_ready_ms=$(( (t1 - t0) / 1000000 ))"
 }
 
+# Sends SIGTERM and waits for the broker to exit (it closes every partition log on the way).
+stop() {
+  local t0
+  t0=$(date +%s%N)
+  kill -TERM "$PID"; wait "$PID" || true
+  echo "$1 stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
+}
+
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
 
 start fresh
@@ -34,9 +44,11 @@ done
 echo "created partitions=$PARTITIONS rss_mib=$(rss_mib) fds=$(ls /proc/$PID/fd | wc -l)"
 sleep 2
 echo "idle partitions=$PARTITIONS rss_mib=$(rss_mib)"
-kill -TERM "$PID"; wait "$PID" || true
+stop created
 start after_clean_stop
 echo "after_clean_stop rss_mib=$(rss_mib)"
+stop idle_since_clean_start
+start after_second_clean_stop
 kill -KILL "$PID"; wait "$PID" 2>/dev/null || true
 start after_kill9
 echo "after_kill9 rss_mib=$(rss_mib)"
