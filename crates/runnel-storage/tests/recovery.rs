@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use runnel_protocol::records::Compression;
+use runnel_protocol::records::{BatchHeader, Compression};
 use runnel_storage::{PartitionLog, StorageError};
 
 /// Appends `n` batches of 2 records (~420 bytes each); returns `(base offset, size)` per batch.
@@ -328,15 +328,21 @@ fn crc_failure_below_the_recovery_point_is_a_disk_fault() {
     }
 }
 
-#[test]
-fn reopen_after_clean_close_and_after_crash_agree() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = partition_dir(root.path());
+/// A log of 30 batches under `root`, closed cleanly: its directory, log end offset and batches.
+fn closed_log(root: &Path) -> (PathBuf, i64, Vec<BatchHeader>) {
+    let dir = partition_dir(root);
     let mut log = open(&dir, small_config());
     fill(&mut log, 30);
     let leo = log.log_end_offset();
-    let before = read_all(&log);
+    let batches = read_all(&log);
     log.close().unwrap();
+    (dir, leo, batches)
+}
+
+#[test]
+fn reopen_after_clean_close_and_after_crash_agree() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, leo, before) = closed_log(root.path());
     assert!(dir.join("clean-shutdown").exists());
     for p in index_files(&dir, "index") {
         assert_eq!(file_len(&p) % 8, 0);
@@ -385,13 +391,7 @@ fn file_stamps(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
 #[test]
 fn closing_a_log_untouched_since_a_clean_open_writes_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let dir = partition_dir(root.path());
-    let mut log = open(&dir, small_config());
-    fill(&mut log, 30);
-    let leo = log.log_end_offset();
-    let before = read_all(&log);
-    log.close().unwrap();
-
+    let (dir, leo, before) = closed_log(root.path());
     let log = open(&dir, small_config());
     assert_eq!(read_all(&log), before);
     let opened = file_stamps(&dir);
