@@ -389,6 +389,49 @@ fn retention_by_time_and_bytes_never_deletes_the_active_segment() {
 }
 
 #[test]
+fn retention_lists_the_directory_for_snapshots_only_when_segments_went() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = partition_dir(root.path());
+    let config = LogConfig {
+        retention_ms: 1_000,
+        ..small_config()
+    };
+    let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
+    let append = |log: &mut PartitionLog, from: i64, to: i64| {
+        for i in from..to {
+            let mut b = batch_with(1, i * 100, 1500, Compression::None);
+            log.append_as_leader(&mut b, 0, 0).unwrap();
+        }
+    };
+    append(&mut log, 0, 6);
+    assert!(log.enforce_retention(1_250, i64::MAX).unwrap().deleted_segments >= 1);
+    let first_base = log.segment_base_offsets()[0];
+    assert!(first_base >= 2);
+    // A snapshot file below the first segment stands for anything in the directory: a pass
+    // that deletes no segment does not list the directory, so it stays...
+    let stray = dir.join(format!("{:020}.snapshot", 1));
+    std::fs::write(&stray, b"").unwrap();
+    assert_eq!(log.enforce_retention(1_250, i64::MAX).unwrap().deleted_segments, 0);
+    assert!(stray.exists());
+    // ...and the next pass that deletes one prunes every snapshot below the new first segment.
+    append(&mut log, 6, 10);
+    assert!(log.enforce_retention(1_000_000, i64::MAX).unwrap().deleted_segments >= 1);
+    assert!(!stray.exists());
+    let below_first: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".snapshot")
+                .map(str::to_string)
+        })
+        .filter(|stem| stem.parse::<i64>().unwrap() < log.segment_base_offsets()[0])
+        .collect();
+    assert!(below_first.is_empty(), "{below_first:?}");
+}
+
+#[test]
 fn retention_stops_at_the_high_watermark() {
     let root = tempfile::tempdir().unwrap();
     let config = LogConfig {
