@@ -454,19 +454,20 @@ impl Segment {
     /// `max_bytes`.
     pub(crate) fn read(&self, target: i64, limits: &ReadLimits) -> Result<Option<Bytes>, StorageError> {
         let read = match self.read_where_last_ended(target, limits)? {
-            Some(read) => Some(read),
+            found @ Some(_) => found,
             None => self.read_from_index(target, limits)?,
         };
-        Ok(read.map(|(bytes, position, next_offset)| {
-            if let Some(next_offset) = next_offset {
-                self.set_next_read(Some((next_offset, position + bytes.len() as u64)));
+        Ok(read.map(|read| {
+            if let Some(next_offset) = read.next_offset {
+                let end = read.position + read.bytes.len() as u64;
+                *self.next_read.lock().unwrap_or_else(|e| e.into_inner()) = Some((next_offset, end));
             }
-            bytes
+            read.bytes
         }))
     }
 
     /// The read at the position `next_read` holds for `target`, if it holds one and the batch
-    /// there is the one sought: `(batches, their position, the offset after them)`.
+    /// there is the one sought.
     fn read_where_last_ended(&self, target: i64, limits: &ReadLimits) -> Result<Option<BatchesRead>, StorageError> {
         let hint = *self.next_read.lock().unwrap_or_else(|e| e.into_inner());
         let Some((offset, position)) = hint else {
@@ -478,15 +479,10 @@ impl Segment {
         let window = self.read_fresh(position, self.read_len(position, limits))?;
         match parse_header(&window) {
             Ok(h) if h.base_offset <= target && h.last_offset() >= target => {
-                let (bytes, next) = self.whole_batches(window, position, limits)?;
-                Ok(Some((bytes, position, next)))
+                self.whole_batches(window, position, limits).map(Some)
             }
             _ => Ok(None),
         }
-    }
-
-    fn set_next_read(&self, next: Option<(i64, u64)>) {
-        *self.next_read.lock().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// `read` from the offset-index entry for `target`.
@@ -511,13 +507,10 @@ impl Segment {
             }
         }
         let position = start + at as u64;
-        let need = self.read_len(position, limits);
-        let (bytes, next) = if buf.len() - at < need {
-            self.read_batches_from(position, limits)?
-        } else {
-            self.whole_batches(buf.slice(at..), position, limits)?
-        };
-        Ok(Some((bytes, position, next)))
+        if buf.len() - at < self.read_len(position, limits) {
+            return self.read_batches_from(position, limits).map(Some);
+        }
+        self.whole_batches(buf.slice(at..), position, limits).map(Some)
     }
 
     /// What a read at `position` needs in hand: `max_bytes` of the data there, and at least
@@ -539,30 +532,22 @@ impl Segment {
         limits: &ReadLimits,
     ) -> Result<Option<BatchesRead>, StorageError> {
         match self.find_batch_from(from, target)? {
-            Some(at) => {
-                let (bytes, next) = self.read_batches_from(at.position, limits)?;
-                Ok(Some((bytes, at.position, next)))
-            }
+            Some(at) => self.read_batches_from(at.position, limits).map(Some),
             None => Ok(None),
         }
     }
 
     /// Whole batches from `position`: up to `max_bytes` (at least one batch when
     /// `min_one_batch`), stopping before the first batch whose last offset reaches
-    /// `max_offset_exclusive`; and the offset after them (`None` when there are none).
-    fn read_batches_from(&self, position: u64, limits: &ReadLimits) -> Result<(Bytes, Option<i64>), StorageError> {
+    /// `max_offset_exclusive`.
+    fn read_batches_from(&self, position: u64, limits: &ReadLimits) -> Result<BatchesRead, StorageError> {
         let buf = self.read_fresh(position, self.read_len(position, limits))?;
         self.whole_batches(buf, position, limits)
     }
 
     /// The leading whole batches of `window` (read at `position`, at least `read_len` bytes)
-    /// within `limits`, and the offset after them (`None` when there are none).
-    fn whole_batches(
-        &self,
-        window: Bytes,
-        position: u64,
-        limits: &ReadLimits,
-    ) -> Result<(Bytes, Option<i64>), StorageError> {
+    /// within `limits`.
+    fn whole_batches(&self, window: Bytes, position: u64, limits: &ReadLimits) -> Result<BatchesRead, StorageError> {
         let want = self.want(position, limits);
         let mut end = 0usize;
         let mut next_offset = None;
@@ -574,19 +559,27 @@ impl Segment {
             let next = end + h.total_size_bytes();
             if next > want {
                 if end == 0 && limits.min_one_batch {
-                    let one = if window.len() >= next {
+                    let bytes = if window.len() >= next {
                         window.slice(..next)
                     } else {
                         self.read_one_batch(position, &h)?
                     };
-                    return Ok((one, Some(h.last_offset() + 1)));
+                    return Ok(BatchesRead {
+                        bytes,
+                        position,
+                        next_offset: Some(h.last_offset() + 1),
+                    });
                 }
                 break;
             }
             end = next;
             next_offset = Some(h.last_offset() + 1);
         }
-        Ok((window.slice(..end), next_offset))
+        Ok(BatchesRead {
+            bytes: window.slice(..end),
+            position,
+            next_offset,
+        })
     }
 
     fn read_one_batch(&self, position: u64, h: &BatchHeader) -> Result<Bytes, StorageError> {
@@ -777,8 +770,14 @@ pub(crate) struct RollRules {
     pub(crate) segment_ms: i64,
 }
 
-/// Batches read, the position they start at and the offset after them (`None` when empty).
-type BatchesRead = (Bytes, u64, Option<i64>);
+/// Whole batches read from a segment.
+struct BatchesRead {
+    bytes: Bytes,
+    /// Where they start in the segment.
+    position: u64,
+    /// The offset after the last of them; `None` when there are none.
+    next_offset: Option<i64>,
+}
 
 pub(crate) struct ReadLimits {
     pub(crate) max_bytes: usize,

@@ -339,6 +339,15 @@ fn log_append_time_lookups_use_the_batch_timestamp() {
     assert_eq!((max.offset, max.timestamp), (3, 6_000));
 }
 
+/// Appends one batch of one 1 500-byte record per timestamp in `timestamps`: with
+/// `small_config`'s 4 KiB segments, about two batches a segment.
+fn append_large(log: &mut PartitionLog, timestamps: impl IntoIterator<Item = i64>) {
+    for ts in timestamps {
+        let mut b = batch_with(1, ts, 1500, Compression::None);
+        log.append_as_leader(&mut b, 0, 0).unwrap();
+    }
+}
+
 #[test]
 fn retention_by_time_and_bytes_never_deletes_the_active_segment() {
     let root = tempfile::tempdir().unwrap();
@@ -347,10 +356,7 @@ fn retention_by_time_and_bytes_never_deletes_the_active_segment() {
         ..small_config()
     };
     let mut log = PartitionLog::open(&partition_dir(root.path()), None, config.clone(), 0).unwrap();
-    for i in 0..10i64 {
-        let mut b = batch_with(1, i * 100, 1500, Compression::None);
-        log.append_as_leader(&mut b, 0, 0).unwrap();
-    }
+    append_large(&mut log, (0..10).map(|i| i * 100));
     let segments = log.segment_count();
     assert!(segments >= 4);
     // now 1_250: segments whose newest record is older than 250 go.
@@ -373,10 +379,7 @@ fn retention_by_time_and_bytes_never_deletes_the_active_segment() {
         ..small_config()
     };
     let mut log = PartitionLog::open(&partition_dir(root2.path()), None, config, 0).unwrap();
-    for _ in 0..10 {
-        let mut b = batch_with(1, 0, 1500, Compression::None);
-        log.append_as_leader(&mut b, 0, 0).unwrap();
-    }
+    append_large(&mut log, [0; 10]);
     log.enforce_retention(0, i64::MAX).unwrap();
     assert!(log.size_bytes() <= 5_000 + 4096, "size {}", log.size_bytes());
     assert!(log.size_bytes() > 1_500);
@@ -397,13 +400,7 @@ fn retention_lists_the_directory_for_snapshots_only_when_segments_went() {
         ..small_config()
     };
     let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
-    let append = |log: &mut PartitionLog, from: i64, to: i64| {
-        for i in from..to {
-            let mut b = batch_with(1, i * 100, 1500, Compression::None);
-            log.append_as_leader(&mut b, 0, 0).unwrap();
-        }
-    };
-    append(&mut log, 0, 6);
+    append_large(&mut log, (0..6).map(|i| i * 100));
     assert!(log.enforce_retention(1_250, i64::MAX).unwrap().deleted_segments >= 1);
     let first_base = log.segment_base_offsets()[0];
     assert!(first_base >= 2);
@@ -414,7 +411,7 @@ fn retention_lists_the_directory_for_snapshots_only_when_segments_went() {
     assert_eq!(log.enforce_retention(1_250, i64::MAX).unwrap().deleted_segments, 0);
     assert!(stray.exists());
     // ...and the next pass that deletes one prunes every snapshot below the new first segment.
-    append(&mut log, 6, 10);
+    append_large(&mut log, (6..10).map(|i| i * 100));
     assert!(log.enforce_retention(1_000_000, i64::MAX).unwrap().deleted_segments >= 1);
     assert!(!stray.exists());
     let below_first: Vec<_> = std::fs::read_dir(&dir)
@@ -439,10 +436,7 @@ fn retention_stops_at_the_high_watermark() {
         ..small_config()
     };
     let mut log = PartitionLog::open(&partition_dir(root.path()), None, config, 0).unwrap();
-    for _ in 0..6 {
-        let mut b = batch_with(1, 0, 1500, Compression::None);
-        log.append_as_leader(&mut b, 0, 0).unwrap();
-    }
+    append_large(&mut log, [0; 6]);
     log.enforce_retention(10_000, 0).unwrap();
     assert_eq!(log.log_start_offset(), 0, "nothing below a high watermark of 0 may go");
 }
@@ -456,10 +450,7 @@ fn deleted_files_wait_for_the_delay() {
         ..small_config()
     };
     let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
-    for _ in 0..6 {
-        let mut b = batch_with(1, 0, 1500, Compression::None);
-        log.append_as_leader(&mut b, 0, 0).unwrap();
-    }
+    append_large(&mut log, [0; 6]);
     log.delete_records_before(4, 1_000).unwrap();
     let deleted = |dir: &std::path::Path| {
         std::fs::read_dir(dir)
