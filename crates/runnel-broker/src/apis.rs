@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use runnel_protocol::frame::{encode_response, encode_response_chunks, RequestHeader};
 use runnel_protocol::generated::{ApiKey, RequestBody, ResponseBody};
 use runnel_protocol::ErrorCode;
-use runnel_storage::FileSlice;
 
 use crate::broker::Broker;
 use crate::handlers;
@@ -76,9 +75,9 @@ pub type DeferredResponse = Pin<Box<dyn Future<Output = Result<Option<Bytes>, St
 pub enum Outcome {
     /// `out` holds a response frame to write.
     Respond,
-    /// A response frame in parts: large record sets leave from the buffers they were read
-    /// into, or straight from their segment files, instead of being copied into the response.
-    RespondParts(Vec<Part>),
+    /// A response frame in parts, for one vectored write: large record sets leave in the
+    /// buffers they were read into instead of being copied into the response.
+    RespondParts(Vec<Bytes>),
     /// Nothing to send (Produce with acks=0).
     NoResponse,
     /// The response waits for a flush (Produce, acks=-1, `log.flush.policy=fsync`); it is
@@ -86,14 +85,6 @@ pub enum Outcome {
     Deferred(DeferredResponse),
     /// Close the connection (Kafka does this for requests it cannot parse).
     Close(String),
-}
-
-/// A piece of a response frame.
-#[derive(Debug)]
-pub enum Part {
-    Bytes(Bytes),
-    /// Record bytes written from their segment file with `sendfile`.
-    File(FileSlice),
 }
 
 /// Decodes, handles and encodes one request into `out`.
@@ -138,16 +129,6 @@ pub async fn handle(
             }
             return Outcome::Deferred(deferred_produce(broker.clone(), header, produced, started));
         }
-        RequestBody::Fetch(r) => {
-            let fetched = handlers::fetch::handle(broker, r, version, true).await;
-            broker.metrics.request_done(key, started.elapsed());
-            let file_bytes = fetched.files.iter().map(|f| f.len as u64).sum();
-            let outcome = respond_in_parts(out, header, version, &fetched.response.into(), fetched.files);
-            if matches!(outcome, Outcome::RespondParts(_)) {
-                broker.metrics.fetched_from_files(file_bytes);
-            }
-            return outcome;
-        }
         other => other,
     };
     let dispatched = dispatch(broker, ctx, header, request).await;
@@ -156,23 +137,19 @@ pub async fn handle(
         Some(r) => r,
         None => return Outcome::NoResponse,
     };
+    if key == ApiKey::Fetch {
+        return respond_in_parts(out, header, version, &response);
+    }
     respond(out, header, key, version, &response)
 }
 
 /// Record sets at least this large are written from their own buffers, not copied into the
 /// response (below it, the copy costs less than another I/O vector).
-pub(crate) const SHARED_RECORDS_MIN: usize = 16 * 1024;
+const SHARED_RECORDS_MIN: usize = 16 * 1024;
 
 /// A Fetch response, mostly records: encoded around its record sets, which stay in the
-/// buffers the log read them into, or in their files: each stand-in part is replaced by the
-/// next of `files`. One part (no large record set) is answered from `out`.
-fn respond_in_parts(
-    out: &mut BytesMut,
-    header: &RequestHeader,
-    version: i16,
-    body: &ResponseBody,
-    files: Vec<FileSlice>,
-) -> Outcome {
+/// buffers the log read them into. One part (no large record set) is answered from `out`.
+fn respond_in_parts(out: &mut BytesMut, header: &RequestHeader, version: i16, body: &ResponseBody) -> Outcome {
     let head = std::mem::take(out);
     let encoded = encode_response_chunks(
         head,
@@ -188,28 +165,9 @@ fn respond_in_parts(
             *out = BytesMut::from(parts.pop().unwrap_or_default());
             Outcome::Respond
         }
-        Ok(parts) => match with_files(parts, files) {
-            Some(parts) => Outcome::RespondParts(parts),
-            None => Outcome::Close("a fetched file range lost its place in the response".into()),
-        },
+        Ok(parts) => Outcome::RespondParts(parts),
         Err(e) => Outcome::Close(format!("cannot encode response: {e}")),
     }
-}
-
-/// `parts` with each stand-in replaced by the next of `files`; `None` unless they pair up
-/// exactly, length for length (a stand-in's zeros must never be sent).
-fn with_files(parts: Vec<Bytes>, files: Vec<FileSlice>) -> Option<Vec<Part>> {
-    let mut files = files.into_iter();
-    let mut out = Vec::with_capacity(parts.len());
-    for part in parts {
-        if handlers::fetch::is_stand_in(&part) {
-            let file = files.next().filter(|f| f.len == part.len())?;
-            out.push(Part::File(file));
-        } else {
-            out.push(Part::Bytes(part));
-        }
-    }
-    files.next().is_none().then_some(out)
 }
 
 /// A known API or version we do not serve. Where the response has a top-level error code we
@@ -266,8 +224,7 @@ async fn dispatch(
         RequestBody::Metadata(r) => handlers::metadata::handle(broker, ctx, r, v).await.into(),
         // Unreachable: `handle` answers Produce itself (its flushes are deferred).
         RequestBody::Produce(r) => return handlers::produce::handle(broker, r, v).finish().await.map(Into::into),
-        // Unreachable: `handle` answers Fetch itself (its record sets may be file ranges).
-        RequestBody::Fetch(r) => handlers::fetch::handle(broker, r, v, false).await.response.into(),
+        RequestBody::Fetch(r) => handlers::fetch::handle(broker, r, v).await.into(),
         RequestBody::ListOffsets(r) => handlers::list_offsets::handle(broker, r, v).into(),
         RequestBody::CreateTopics(r) => handlers::create_topics::handle(broker, r, v).await.into(),
         RequestBody::DeleteTopics(r) => handlers::delete_topics::handle(broker, r, v).await.into(),

@@ -166,8 +166,6 @@ pub struct Metrics {
     /// Held for a whole scrape: the gauges are cleared and refilled.
     scrape: Mutex<()>,
     start_time_seconds: f64,
-    /// Record bytes answered as ranges of segment files (`sendfile`), not copied.
-    fetch_sendfile_bytes: Counter,
 }
 
 impl Metrics {
@@ -179,12 +177,6 @@ impl Metrics {
         let mut registry = Registry::default();
         register_topic_families(&mut registry, &topics);
         register_gauges(&mut registry, &gauges);
-        let fetch_sendfile_bytes = Counter::default();
-        registry.register(
-            "runnel_fetch_sendfile_bytes",
-            "Record bytes of fetch responses sent from their segment files with sendfile (not copied)",
-            fetch_sendfile_bytes.clone(),
-        );
         let all_topics = topics.counters(&Vec::new());
         let start_time_seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -199,13 +191,7 @@ impl Metrics {
             gauges,
             scrape: Mutex::new(()),
             start_time_seconds,
-            fetch_sendfile_bytes,
         }
-    }
-
-    /// `bytes` of a fetch response's records that leave as file ranges.
-    pub fn fetched_from_files(&self, bytes: u64) {
-        self.fetch_sendfile_bytes.inc_by(bytes);
     }
 
     /// Runs `count` on `topic`'s counters, registering them on first use.

@@ -15,13 +15,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use runnel_protocol::frame::{check_frame_size, decode_request_header, RequestHeader};
 use runnel_protocol::generated::ApiKey;
-use runnel_storage::FileSlice;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::apis::{self, DeferredResponse, Outcome, Part};
+use crate::apis::{self, DeferredResponse, Outcome};
 use crate::broker::Broker;
 
 /// Kafka's `connections.max.idle.ms` default.
@@ -159,10 +158,8 @@ async fn serve_connection(
                     flush(&mut answered, &mut writer).await?;
                 }
             }
-            Outcome::Respond => pending.push_back(Pending::Ready(Parts::new(vec![Part::Bytes(out.split().freeze())]))),
-            Outcome::RespondParts(parts) if pending.is_empty() => {
-                write_parts(&mut Parts::new(parts), &mut writer).await?
-            }
+            Outcome::Respond => pending.push_back(Pending::Ready(Parts::new(vec![out.split().freeze()]))),
+            Outcome::RespondParts(parts) if pending.is_empty() => writer.write_all_buf(&mut Parts::new(parts)).await?,
             Outcome::RespondParts(parts) => pending.push_back(Pending::Ready(Parts::new(parts))),
             Outcome::Deferred(response) => pending.push_back(Pending::Deferred(response)),
             Outcome::NoResponse => {}
@@ -269,110 +266,39 @@ async fn read_more(
 /// Writes the responses at the head of the queue that are complete.
 async fn write_ready(pending: &mut VecDeque<Pending>, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
     while let Some(Pending::Ready(parts)) = pending.front_mut() {
-        write_parts(parts, writer).await?;
+        writer.write_all_buf(parts).await?;
         pending.pop_front();
     }
     Ok(())
 }
 
-/// Writes a response in parts: the byte parts between file ranges with vectored writes
-/// (`writev`), each file range with `sendfile`.
-async fn write_parts(parts: &mut Parts, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
-    loop {
-        match parts.parts.front_mut() {
-            None => return Ok(()),
-            Some(Part::File(slice)) => {
-                send_file(slice, writer).await?;
-                parts.parts.pop_front();
-            }
-            Some(Part::Bytes(_)) => writer.write_all_buf(&mut LeadingBytes::new(&mut parts.parts)).await?,
-        }
-    }
-}
-
-/// Sends a file range to the socket with `sendfile`: the kernel moves the page-cache pages,
-/// nothing is copied through this process.
-async fn send_file(slice: &mut FileSlice, writer: &OwnedWriteHalf) -> Result<(), ConnError> {
-    let stream: &TcpStream = writer.as_ref();
-    while slice.len > 0 {
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            let mut at = slice.position;
-            rustix::fs::sendfile(stream, &*slice.file, Some(&mut at), slice.len).map_err(std::io::Error::from)
-        });
-        match sent {
-            // The file is shorter than the range taken from it (truncated since): the
-            // response cannot be completed.
-            Ok(0) => {
-                return Err(ConnError::Protocol(
-                    "a fetched segment file ended within the range sent".into(),
-                ))
-            }
-            Ok(n) => {
-                slice.position += n as u64;
-                slice.len -= n;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.writable().await?,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// A response in parts.
+/// A response in parts, written with vectored writes (`writev`) as one buffer.
 struct Parts {
-    parts: VecDeque<Part>,
-}
-
-impl Parts {
-    fn new(parts: Vec<Part>) -> Parts {
-        let parts = parts
-            .into_iter()
-            .filter(|p| match p {
-                Part::Bytes(b) => !b.is_empty(),
-                Part::File(f) => f.len > 0,
-            })
-            .collect();
-        Parts { parts }
-    }
-}
-
-/// The byte parts at the head of a response, up to its first file range, as one buffer for
-/// a vectored write.
-struct LeadingBytes<'a> {
-    parts: &'a mut VecDeque<Part>,
+    parts: VecDeque<Bytes>,
     remaining: usize,
 }
 
-impl<'a> LeadingBytes<'a> {
-    fn new(parts: &'a mut VecDeque<Part>) -> LeadingBytes<'a> {
-        let remaining = leading(parts).map(Bytes::len).sum();
-        LeadingBytes { parts, remaining }
+impl Parts {
+    fn new(parts: Vec<Bytes>) -> Parts {
+        let parts: VecDeque<Bytes> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        let remaining = parts.iter().map(Bytes::len).sum();
+        Parts { parts, remaining }
     }
 }
 
-fn leading(parts: &VecDeque<Part>) -> impl Iterator<Item = &Bytes> {
-    parts.iter().map_while(|p| match p {
-        Part::Bytes(b) => Some(b),
-        Part::File(_) => None,
-    })
-}
-
-impl Buf for LeadingBytes<'_> {
+impl Buf for Parts {
     fn remaining(&self) -> usize {
         self.remaining
     }
 
     fn chunk(&self) -> &[u8] {
-        leading(self.parts).next().map_or(&[], |p| &p[..])
+        self.parts.front().map_or(&[], |p| &p[..])
     }
 
     fn advance(&mut self, mut cnt: usize) {
         assert!(cnt <= self.remaining, "advance past the end of a response");
         self.remaining -= cnt;
-        while cnt > 0 {
-            let Some(Part::Bytes(front)) = self.parts.front_mut() else {
-                return;
-            };
+        while let Some(front) = self.parts.front_mut() {
             if cnt < front.len() {
                 front.advance(cnt);
                 return;
@@ -384,7 +310,7 @@ impl Buf for LeadingBytes<'_> {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
         let mut filled = 0;
-        for (slot, part) in dst.iter_mut().zip(leading(self.parts)) {
+        for (slot, part) in dst.iter_mut().zip(&self.parts) {
             *slot = std::io::IoSlice::new(part);
             filled += 1;
         }
@@ -404,7 +330,7 @@ async fn write_deferred(done: Result<Option<Bytes>, String>, writer: &mut OwnedW
 async fn drain(pending: &mut VecDeque<Pending>, writer: &mut OwnedWriteHalf) -> Result<(), ConnError> {
     while let Some(p) = pending.pop_front() {
         match p {
-            Pending::Ready(mut parts) => write_parts(&mut parts, writer).await?,
+            Pending::Ready(mut parts) => writer.write_all_buf(&mut parts).await?,
             Pending::Deferred(response) => write_deferred(response.await, writer).await?,
         }
     }
@@ -455,37 +381,25 @@ mod tests {
     }
 
     #[test]
-    fn byte_parts_write_as_one_buffer_up_to_a_file_range() {
-        let file = tempfile::tempfile().unwrap();
-        let range = FileSlice {
-            file: Arc::new(file),
-            position: 0,
-            len: 5,
-        };
+    fn parts_write_as_one_buffer_across_their_boundaries() {
         let mut parts = Parts::new(vec![
-            Part::Bytes(Bytes::from_static(b"head")),
-            Part::Bytes(Bytes::new()),
-            Part::Bytes(Bytes::from_static(b"records")),
-            Part::Bytes(Bytes::from_static(b"tail")),
-            Part::File(range),
-            Part::Bytes(Bytes::from_static(b"after")),
+            Bytes::from_static(b"head"),
+            Bytes::new(),
+            Bytes::from_static(b"records"),
+            Bytes::from_static(b"tail"),
         ]);
-        assert_eq!(parts.parts.len(), 5, "empty parts are dropped");
-        let mut leading = LeadingBytes::new(&mut parts.parts);
-        assert_eq!(leading.remaining(), 15, "the bytes before the file range");
+        assert_eq!(parts.remaining(), 15);
         let mut slices = [std::io::IoSlice::new(&[]); 8];
-        assert_eq!(leading.chunks_vectored(&mut slices), 3);
+        assert_eq!(parts.chunks_vectored(&mut slices), 3, "empty parts are dropped");
         let mut written = Vec::new();
         // Partial writes of 3 bytes, as a busy socket may take them.
-        while leading.has_remaining() {
-            let n = leading.chunk().len().min(3);
-            written.extend_from_slice(&leading.chunk()[..n]);
-            leading.advance(n);
+        while parts.has_remaining() {
+            let n = parts.chunk().len().min(3);
+            written.extend_from_slice(&parts.chunk()[..n]);
+            parts.advance(n);
         }
         assert_eq!(written, b"headrecordstail");
-        assert!(leading.chunk().is_empty());
-        assert!(matches!(parts.parts.front(), Some(Part::File(f)) if f.len == 5));
-        assert_eq!(parts.parts.len(), 2);
+        assert!(parts.chunk().is_empty());
     }
 
     #[test]

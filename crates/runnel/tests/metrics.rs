@@ -22,7 +22,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -238,48 +238,6 @@ fn metrics_match_what_was_produced_and_consumed() {
     let dir = format!("{{log_dir=\"{}\"}}", broker.data().display());
     assert!(value(&m, &format!("runnel_log_dir_size_bytes{dir}")) >= log_size);
     assert!(value(&m, &format!("runnel_log_dir_capacity_bytes{dir}")) > 0.0);
-}
-
-/// A librdkafka consumer reading a 2 MB log gets its record sets from the segment files
-/// (`sendfile`), every record intact and in order.
-#[test]
-fn large_fetches_leave_from_the_segment_files() {
-    const MESSAGES: usize = 2_000;
-    let broker = Broker::start();
-    let topic = "sent-from-files";
-    create_topic(&broker.bootstrap(), topic);
-    produce(&broker.bootstrap(), topic, MESSAGES, 1_000);
-    let before = value(&scrape(broker.http_port), "runnel_fetch_sendfile_bytes_total");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "file-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + TIMEOUT;
-    let mut next = 0;
-    while next < MESSAGES {
-        assert!(Instant::now() < deadline, "consumed only {next}");
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("message");
-            assert_eq!(m.offset(), next as i64);
-            assert_eq!(m.key(), Some(format!("k{next}").as_bytes()));
-            assert_eq!(m.payload(), Some(&[b'x'; 1_000][..]));
-            next += 1;
-        }
-    }
-    drop(consumer);
-    let m = scrape(broker.http_port);
-    let log_size = value(&m, &format!("kafka_log_log_size{{topic=\"{topic}\",partition=\"0\"}}"));
-    let from_files = value(&m, "runnel_fetch_sendfile_bytes_total") - before;
-    let out = value(&m, "kafka_server_brokertopicmetrics_bytesout_total{}");
-    assert!(
-        from_files >= log_size / 2.0 && from_files <= out,
-        "{from_files} bytes sent from files, {out} out, a log of {log_size}"
-    );
 }
 
 #[test]

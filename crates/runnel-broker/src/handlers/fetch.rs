@@ -5,14 +5,8 @@
 //! not kept: every response has session id 0, which clients treat as "full fetch each time".
 //! `read_committed` reads stop at the last stable offset and carry the aborted transactions
 //! that overlap the returned batches (from the `.txnindex` files), so clients drop their data.
-//!
-//! A record set of at least `FILE_RANGE_MIN` bytes leaves as a range of its segment file,
-//! written to the socket with `sendfile` (`server.rs`), never copied through the broker's
-//! memory; in the response it is a stand-in of its length (`stand_in`), replaced by the range
-//! when the response is cut into parts (`apis::respond_in_parts`).
 
-use std::ops::RangeInclusive;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +17,7 @@ use runnel_protocol::generated::fetch_response::{
 };
 use runnel_protocol::records::{self, Compression};
 use runnel_protocol::ErrorCode;
-use runnel_storage::{FetchRecords, FileSlice, StorageError};
+use runnel_storage::StorageError;
 use tokio::sync::Notify;
 
 use crate::broker::Broker;
@@ -34,55 +28,13 @@ const READ_COMMITTED: i8 = 1;
 /// Longest wait we honour, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-/// Record sets at least this large leave as file ranges: below it, copying them into the
-/// response costs less than another write. At least `apis::SHARED_RECORDS_MIN`, so a
-/// stand-in is never copied into a response.
-pub const FILE_RANGE_MIN: usize = 16 * 1024;
-const _: () = assert!(FILE_RANGE_MIN >= crate::apis::SHARED_RECORDS_MIN);
-/// The longest stand-in, and so the longest file range; larger record sets are read.
-const STAND_IN_BYTES: usize = 64 << 20;
-
-/// A response, with the file ranges its stand-ins stand for, in the order they are encoded.
-pub struct Fetched {
-    pub response: FetchResponse,
-    pub files: Vec<FileSlice>,
-}
-
-/// `len` bytes standing in for a file range in an encoded response: a slice of one zeroed
-/// allocation that nothing ever writes or reads (its pages are never touched, so it costs
-/// no memory), told apart from real record sets by its address (`is_stand_in`).
-fn stand_in(len: usize) -> Bytes {
-    stand_ins().slice(..len)
-}
-
-fn stand_ins() -> &'static Bytes {
-    static STAND_INS: OnceLock<Bytes> = OnceLock::new();
-    STAND_INS.get_or_init(|| Bytes::from(vec![0u8; STAND_IN_BYTES]))
-}
-
-/// Whether `part` (of an encoded response) is a stand-in for a file range.
-pub fn is_stand_in(part: &Bytes) -> bool {
-    let all = stand_ins().as_ptr_range();
-    !part.is_empty() && all.contains(&part.as_ptr())
-}
-
-/// `files`: whether record sets may leave as file ranges (else they are all bytes).
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16, files: bool) -> Fetched {
+pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 || req.session_epoch > 0 {
-        return Fetched {
-            response: FetchResponse {
-                error_code: ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(),
-                ..Default::default()
-            },
-            files: Vec::new(),
+        return FetchResponse {
+            error_code: ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(),
+            ..Default::default()
         };
     }
-    // Before Fetch v10 a record set is checked for zstd, so it must be in hand.
-    let file_lens = if files && version >= 10 {
-        FILE_RANGE_MIN..=STAND_IN_BYTES
-    } else {
-        NO_FILE_RANGES
-    };
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -91,11 +43,11 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16, files: boo
     // A fetch answered at once (a consumer catching up) never registers.
     let mut parked: Option<Arc<Notify>> = None;
     loop {
-        let (fetched, bytes, errors) = read_all(broker, &req, version, &file_lens, parked.as_ref());
+        let (response, bytes, errors) = read_all(broker, &req, version, parked.as_ref());
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
-            broker.metrics.fetch_response(broker, &fetched.response);
-            return fetched;
+            broker.metrics.fetch_response(broker, &response);
+            return response;
         }
         match &parked {
             None => parked = Some(Arc::new(Notify::new())),
@@ -106,18 +58,14 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16, files: boo
     }
 }
 
-/// `file_lens` that gives no file range (a record set is never empty and one byte long).
-const NO_FILE_RANGES: RangeInclusive<usize> = 1..=1;
-
 /// One pass over every requested partition. Returns the response, the record bytes in it and
 /// whether any partition failed (an error answers at once, as Kafka does).
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
-    file_lens: &RangeInclusive<usize>,
     parked: Option<&Arc<Notify>>,
-) -> (Fetched, usize, bool) {
+) -> (FetchResponse, usize, bool) {
     let image = broker.image();
     let mut budget = if req.max_bytes > 0 {
         req.max_bytes as usize
@@ -126,7 +74,6 @@ fn read_all(
     };
     let mut total = 0usize;
     let mut errors = false;
-    let mut files = Vec::new();
     let mut responses = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = if version >= 13 {
@@ -142,10 +89,9 @@ fn read_all(
                     broker,
                     n,
                     p,
-                    (req.isolation_level, version, file_lens),
+                    (req.isolation_level, version),
                     (&mut budget, total == 0),
                     parked,
-                    &mut files,
                 ),
             };
             partitions.push(match data {
@@ -166,21 +112,23 @@ fn read_all(
             ..Default::default()
         });
     }
-    let response = FetchResponse {
-        responses,
-        ..Default::default()
-    };
-    (Fetched { response, files }, total, errors)
+    (
+        FetchResponse {
+            responses,
+            ..Default::default()
+        },
+        total,
+        errors,
+    )
 }
 
 fn read_partition(
     broker: &Broker,
     topic: &str,
     p: &FetchPartition,
-    (isolation_level, version, file_lens): (i8, i16, &RangeInclusive<usize>),
+    (isolation_level, version): (i8, i16),
     (budget, first): (&mut usize, bool),
     parked: Option<&Arc<Notify>>,
-    files: &mut Vec<FileSlice>,
 ) -> Result<PartitionData, ErrorCode> {
     let part = broker
         .replicas
@@ -198,13 +146,13 @@ fn read_partition(
     let max_bytes = (p.partition_max_bytes.max(0) as usize).min(*budget);
     let mut aborted = None;
     let records = if p.fetch_offset == upper {
-        FetchRecords::Bytes(Bytes::new())
+        Bytes::new()
     } else {
         let log = part.log();
-        let read = log.read_for_fetch(p.fetch_offset, max_bytes, upper, first, file_lens.clone());
+        let read = log.read(p.fetch_offset, max_bytes, upper, first);
         if committed {
             if let Ok(read) = &read {
-                let end = read.next_offset.unwrap_or(p.fetch_offset);
+                let end = last_offset_after(&read.records).unwrap_or(p.fetch_offset);
                 aborted = Some(aborted_transactions(&log, p.fetch_offset, end));
             }
         }
@@ -217,20 +165,10 @@ fn read_partition(
             }
         }
     };
-    let records = match records {
-        FetchRecords::Bytes(records) => {
-            if version < 10 && has_zstd(&records) {
-                // Clients before Fetch v10 cannot read zstd (Kafka answers this per partition).
-                return Err(ErrorCode::UNSUPPORTED_COMPRESSION_TYPE);
-            }
-            records
-        }
-        FetchRecords::File(slice) => {
-            let records = stand_in(slice.len);
-            files.push(slice);
-            records
-        }
-    };
+    if version < 10 && has_zstd(&records) {
+        // Clients before Fetch v10 cannot read zstd (Kafka answers this per partition).
+        return Err(ErrorCode::UNSUPPORTED_COMPRESSION_TYPE);
+    }
     *budget = budget.saturating_sub(records.len());
     Ok(PartitionData {
         partition_index: p.partition,
@@ -247,6 +185,14 @@ fn read_partition(
         records: Some(records),
         ..Default::default()
     })
+}
+
+/// The offset after the last batch in `records`.
+fn last_offset_after(records: &[u8]) -> Option<i64> {
+    records::batches(records)
+        .filter_map(Result::ok)
+        .last()
+        .map(|(h, _)| h.last_offset() + 1)
 }
 
 /// Aborted transactions overlapping `[from, to)`, for a `read_committed` consumer to drop.
