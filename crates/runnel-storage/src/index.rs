@@ -158,19 +158,6 @@ impl OffsetIndex {
             .map_or((base, 0), |i| self.get(i))
     }
 
-    /// The last entry whose position is in `(after, up_to]` and whose offset is `<= bound`.
-    /// An entry's position is the start of a batch and its offset is at least that batch's
-    /// first, so the batches from `after` to it are whole and all end below `bound`.
-    pub(crate) fn last_boundary(&self, after: u64, up_to: u64, bound: i64) -> Option<(i64, u32)> {
-        let base = self.base_offset;
-        let by_position = self
-            .file
-            .floor(i64::try_from(up_to).unwrap_or(i64::MAX), |e| i64::from(u32_at(e, 4)))?;
-        let by_offset = self.file.floor(bound, |e| base + i64::from(u32_at(e, 0)))?;
-        let (offset, position) = self.get(by_position.min(by_offset));
-        (u64::from(position) > after).then_some((offset, position))
-    }
-
     /// Drops every entry with offset `>= offset`.
     pub(crate) fn truncate_to(&mut self, offset: i64) {
         let base = self.base_offset;

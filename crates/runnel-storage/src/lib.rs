@@ -41,8 +41,8 @@ pub use cleaner::{CleanOutcome, CleanPlan, CleanedLog, CleanerConfig};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::StorageError;
 pub use log::{
-    parse_partition_dir_name, AppendInfo, FetchRead, FetchRecords, FileSlice, PartitionLog, ReadInfo,
-    RecoveryPointWrite, RetentionOutcome, RollSync, SyncTarget, TimestampAndOffset,
+    parse_partition_dir_name, AppendInfo, PartitionLog, ReadInfo, RecoveryPointWrite, RetentionOutcome, RollSync,
+    SyncTarget, TimestampAndOffset,
 };
 pub use mmap::disk_space;
 pub use producer_state::{

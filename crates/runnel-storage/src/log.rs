@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +29,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, StorageError};
 use crate::producer_state::{self, AppendCheck, AppendOrigin, BatchMetadata, ProducerStateManager};
 use crate::segment::{
-    file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, Slice, LOG_SUFFIX, SEGMENT_SUFFIXES,
+    file_name, BatchPosition, ReadLimits, RollRules, Segment, SegmentFiles, LOG_SUFFIX, SEGMENT_SUFFIXES,
 };
 use crate::txn_index::{decode_end_txn_marker, encode_end_txn_marker, AbortedTxn, EndTxnMarker};
 
@@ -66,45 +65,6 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
-}
-
-/// What `read_for_fetch` returns: whole batches, as bytes or as a range of a segment file.
-#[derive(Debug)]
-pub struct FetchRead {
-    pub records: FetchRecords,
-    /// The offset after the last batch returned; `None` when none is.
-    pub next_offset: Option<i64>,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-}
-
-#[derive(Debug)]
-pub enum FetchRecords {
-    Bytes(Bytes),
-    File(FileSlice),
-}
-
-impl FetchRecords {
-    pub fn len(&self) -> usize {
-        match self {
-            FetchRecords::Bytes(b) => b.len(),
-            FetchRecords::File(f) => f.len,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// `len` bytes of an open segment file from `position`: whole batches, as they were when the
-/// range was taken. The descriptor keeps the data readable if the segment is deleted
-/// meanwhile; only a truncation of the file (a follower's, or recovery) shortens it.
-#[derive(Debug, Clone)]
-pub struct FileSlice {
-    pub file: Arc<File>,
-    pub position: u64,
-    pub len: usize,
 }
 
 /// A timestamp lookup's answer (ListOffsets).
@@ -853,7 +813,7 @@ impl PartitionLog {
         let mut records = Bytes::new();
         for segment in self.segments_from(start_offset) {
             if let Some(read) = segment.read(start_offset, &limits)? {
-                records = read.bytes;
+                records = read;
                 break;
             }
         }
@@ -862,66 +822,6 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             log_end_offset: leo,
         })
-    }
-
-    /// `read` for a Fetch: the same whole batches from the same first batch, but as a range
-    /// of the segment file when its length is in `file_lens` and its end can be told from the
-    /// headers and the offset index (the segment's end or an index entry, so it may hold fewer
-    /// batches than `read` would); the range is written to the socket with `sendfile`, never
-    /// copied through memory. Otherwise the bytes, as `read` gives them.
-    pub fn read_for_fetch(
-        &self,
-        start_offset: i64,
-        max_bytes: usize,
-        max_offset_exclusive: i64,
-        min_one_batch: bool,
-        file_lens: RangeInclusive<usize>,
-    ) -> Result<FetchRead, StorageError> {
-        let leo = self.log_end_offset();
-        if start_offset < self.log_start_offset || start_offset > leo {
-            return Err(self.out_of_range(start_offset));
-        }
-        let limits = ReadLimits {
-            max_bytes,
-            max_offset_exclusive,
-            min_one_batch,
-        };
-        let done = |records, next_offset| FetchRead {
-            records,
-            next_offset,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: leo,
-        };
-        for segment in self.segments_from(start_offset) {
-            match segment.read_slice(start_offset, &limits)? {
-                Slice::NotHere => continue,
-                Slice::Range {
-                    position,
-                    len,
-                    next_offset,
-                } => {
-                    let len = usize::try_from(len).unwrap_or(usize::MAX);
-                    let records = if file_lens.contains(&len) {
-                        FetchRecords::File(FileSlice {
-                            file: segment.log_file(),
-                            position,
-                            len,
-                        })
-                    } else if len == 0 {
-                        FetchRecords::Bytes(Bytes::new())
-                    } else {
-                        FetchRecords::Bytes(segment.read_range(position, len)?)
-                    };
-                    return Ok(done(records, next_offset));
-                }
-                Slice::Read => {
-                    let read = segment.read(start_offset, &limits)?;
-                    let (bytes, next_offset) = read.map_or((Bytes::new(), None), |r| (r.bytes, r.next_offset));
-                    return Ok(done(FetchRecords::Bytes(bytes), next_offset));
-                }
-            }
-        }
-        Ok(done(FetchRecords::Bytes(Bytes::new()), None))
     }
 
     /// The segments that may hold the first offset `>= offset`, in order.

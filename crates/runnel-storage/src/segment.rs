@@ -452,83 +452,18 @@ impl Segment {
     /// Usually one positioned read: where the last read ended when it asks for the offset
     /// after it (see `next_read`), else from the offset-index entry, the search slack plus
     /// `max_bytes`.
-    pub(crate) fn read(&self, target: i64, limits: &ReadLimits) -> Result<Option<BatchesRead>, StorageError> {
+    pub(crate) fn read(&self, target: i64, limits: &ReadLimits) -> Result<Option<Bytes>, StorageError> {
         let read = match self.read_where_last_ended(target, limits)? {
             found @ Some(_) => found,
             None => self.read_from_index(target, limits)?,
         };
-        if let Some(read) = &read {
-            self.note_read_end(read.next_offset, read.position + read.bytes.len() as u64);
-        }
-        Ok(read)
-    }
-
-    fn note_read_end(&self, next_offset: Option<i64>, end: u64) {
-        if let Some(next_offset) = next_offset {
-            *self.next_read.lock().unwrap_or_else(|e| e.into_inner()) = Some((next_offset, end));
-        }
-    }
-
-    /// The byte range of the whole batches `read` would start with, found from batch headers
-    /// and the offset index without reading the batches themselves (for `sendfile`). The
-    /// range ends where the segment ends, or at an offset-index entry (a batch start), so it
-    /// may hold less than `read` would; `Slice::Read` when neither gives an end.
-    pub(crate) fn read_slice(&self, target: i64, limits: &ReadLimits) -> Result<Slice, StorageError> {
-        let Some(first) = self.find_batch_hinted(target)? else {
-            return Ok(Slice::NotHere);
-        };
-        let (start, header) = (first.position, first.header);
-        let none = Slice::Range {
-            position: start,
-            len: 0,
-            next_offset: None,
-        };
-        if header.last_offset() >= limits.max_offset_exclusive {
-            return Ok(none);
-        }
-        let max_end = start + limits.max_bytes as u64;
-        let first_end = start + header.total_size_bytes() as u64;
-        let (end, next_offset) = if self.size_bytes <= max_end && self.next_offset <= limits.max_offset_exclusive {
-            (self.size_bytes, self.next_offset)
-        } else if let Some((_, at)) = self
-            .offset_index
-            .last_boundary(start, max_end, limits.max_offset_exclusive)
-        {
-            let at = u64::from(at);
-            (at, self.header_at(at)?.base_offset)
-        } else if first_end > max_end {
-            if !limits.min_one_batch {
-                return Ok(none);
+        Ok(read.map(|read| {
+            if let Some(next_offset) = read.next_offset {
+                let end = read.position + read.bytes.len() as u64;
+                *self.next_read.lock().unwrap_or_else(|e| e.into_inner()) = Some((next_offset, end));
             }
-            (first_end, header.last_offset() + 1)
-        } else {
-            return Ok(Slice::Read);
-        };
-        self.note_read_end(Some(next_offset), end);
-        Ok(Slice::Range {
-            position: start,
-            len: end - start,
-            next_offset: Some(next_offset),
-        })
-    }
-
-    /// `find_batch`, first trying where the last read ended (see `next_read`).
-    fn find_batch_hinted(&self, target: i64) -> Result<Option<BatchPosition>, StorageError> {
-        let hint = *self.next_read.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((offset, position)) = hint {
-            if offset == target && position < self.size_bytes {
-                let header = self.header_at(position)?;
-                if header.base_offset <= target && header.last_offset() >= target {
-                    return Ok(Some(BatchPosition { position, header }));
-                }
-            }
-        }
-        self.find_batch(target)
-    }
-
-    /// `len` bytes of the log file at `position` (a range `read_slice` gave).
-    pub(crate) fn read_range(&self, position: u64, len: usize) -> Result<Bytes, StorageError> {
-        self.read_fresh(position, len)
+            read.bytes
+        }))
     }
 
     /// The read at the position `next_read` holds for `target`, if it holds one and the batch
@@ -836,26 +771,12 @@ pub(crate) struct RollRules {
 }
 
 /// Whole batches read from a segment.
-pub(crate) struct BatchesRead {
-    pub(crate) bytes: Bytes,
+struct BatchesRead {
+    bytes: Bytes,
     /// Where they start in the segment.
     position: u64,
     /// The offset after the last of them; `None` when there are none.
-    pub(crate) next_offset: Option<i64>,
-}
-
-/// What `Segment::read_slice` found.
-pub(crate) enum Slice {
-    /// No batch here reaches the offset sought: the next segment may hold it.
-    NotHere,
-    /// Whole batches at `[position, position + len)`; `next_offset` is the offset after them.
-    Range {
-        position: u64,
-        len: u64,
-        next_offset: Option<i64>,
-    },
-    /// The end of the range cannot be told without reading the batches.
-    Read,
+    next_offset: Option<i64>,
 }
 
 pub(crate) struct ReadLimits {

@@ -5,9 +5,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use runnel_protocol::records::{set_log_append_time_all, validate_batch, Compression, OffsetDensity};
-use std::os::unix::fs::FileExt;
-
-use runnel_storage::{parse_partition_dir_name, FetchRead, FetchRecords, LogConfig, PartitionLog, StorageError};
+use runnel_storage::{parse_partition_dir_name, LogConfig, PartitionLog, StorageError};
 
 #[test]
 fn append_assigns_offsets_and_reads_back_whole_batches() {
@@ -179,114 +177,6 @@ proptest! {
         prop_assert_eq!(log.log_end_offset(), leo);
         prop_assert_eq!(read_all(&log), all);
     }
-}
-
-/// The bytes of a fetch read, from the file when it is a range.
-fn fetch_bytes(read: &FetchRead) -> Vec<u8> {
-    match &read.records {
-        FetchRecords::Bytes(b) => b.to_vec(),
-        FetchRecords::File(slice) => {
-            let mut buf = vec![0; slice.len];
-            slice.file.read_exact_at(&mut buf, slice.position).unwrap();
-            buf
-        }
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
-    /// A fetch read's range holds the first whole batches `read` returns (the same bytes),
-    /// short of them by at most an index interval and a batch, empty exactly when they are,
-    /// whether it reads on from the last read or anywhere, across segments, below any bound.
-    #[test]
-    fn fetch_ranges_are_whole_batch_prefixes_of_reads(
-        sizes in proptest::collection::vec((1usize..6, prop_oneof![0usize..300, 2_000usize..20_000]), 1..40),
-        index_interval_bytes in prop_oneof![Just(256u32), Just(4096), Just(32_768)],
-        segment_bytes in prop_oneof![Just(1u64 << 30), Just(150_000)],
-        probes in proptest::collection::vec(
-            (any::<prop::sample::Index>(), prop_oneof![1usize..100, 100usize..70_000], any::<bool>(), any::<prop::sample::Index>()),
-            1..24,
-        ),
-    ) {
-        let root = tempfile::tempdir().unwrap();
-        let config = runnel_storage::LogConfig {
-            segment_bytes,
-            index_interval_bytes,
-            ..small_config()
-        };
-        let mut log = open(&partition_dir(root.path()), config);
-        let mut largest = 0;
-        for (i, (count, value_bytes)) in sizes.iter().enumerate() {
-            let mut b = batch_with(*count, i as i64, *value_bytes, Compression::None);
-            largest = largest.max(b.len());
-            log.append_as_leader(&mut b, 0, 0).unwrap();
-        }
-        let leo = log.log_end_offset();
-        let mut next = None;
-        for (offset, max_bytes, min_one, max_excl) in probes {
-            let offset = match next.take() {
-                Some(n) if n < leo && max_bytes % 2 == 0 => n,
-                _ => offset.index(leo as usize) as i64,
-            };
-            let max_excl = offset + 1 + max_excl.index((leo - offset) as usize) as i64;
-            let fetched = log.read_for_fetch(offset, max_bytes, max_excl, min_one, 0..=usize::MAX).unwrap();
-            let got = fetch_bytes(&fetched);
-            let hs = headers(&got);
-            prop_assert_eq!(fetched.next_offset, hs.last().map(|h| h.last_offset() + 1));
-            next = fetched.next_offset;
-            let read = log.read(offset, max_bytes, max_excl, min_one).unwrap().records;
-            let context = format!("offset {offset} max_bytes {max_bytes} max_excl {max_excl} min_one {min_one}");
-            prop_assert_eq!(got.is_empty(), read.is_empty(), "{}", context);
-            prop_assert!(read.starts_with(&got), "{}", context);
-            prop_assert!(
-                got.len() + index_interval_bytes as usize + largest >= read.len(),
-                "{} of {} bytes: {}", got.len(), read.len(), context
-            );
-        }
-    }
-}
-
-#[test]
-fn fetch_ranges_are_not_read_and_small_ones_come_as_bytes() {
-    let root = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        index_interval_bytes: 4096,
-        ..LogConfig::default()
-    };
-    let mut log = open(&partition_dir(root.path()), config);
-    for i in 0..40 {
-        let mut b = batch_with(2, i, 10_000, Compression::None);
-        log.append_as_leader(&mut b, 0, 0).unwrap();
-    }
-    let before = bytes_read_by_this_thread();
-    let mut offset = 0;
-    let mut returned = 0;
-    while offset < log.log_end_offset() {
-        let read = log
-            .read_for_fetch(offset, 64 * 1024, i64::MAX, true, 1..=usize::MAX)
-            .unwrap();
-        let FetchRecords::File(slice) = &read.records else {
-            panic!("bytes at {offset}")
-        };
-        returned += slice.len as u64;
-        offset = read.next_offset.unwrap();
-    }
-    assert_eq!(returned, log.size_bytes());
-    // Only batch headers are read: two of 61 bytes per range.
-    let read = bytes_read_by_this_thread() - before;
-    assert!(
-        read < returned / 50,
-        "{read} bytes read from the file for ranges of {returned}"
-    );
-    // Below the range sizes asked for, the same batches come as bytes.
-    let small = log
-        .read_for_fetch(0, 64 * 1024, i64::MAX, true, 1 << 20..=usize::MAX)
-        .unwrap();
-    let FetchRecords::Bytes(bytes) = &small.records else {
-        panic!("a range below the sizes asked for")
-    };
-    assert_eq!(headers(bytes).len(), 3);
-    assert_eq!(small.next_offset, Some(6));
 }
 
 /// Bytes this thread has read with `read`-family calls (`pread` included), from
