@@ -2724,6 +2724,65 @@ fn fetch_offsets_at_and_past_the_end() {
     }
 }
 
+/// Every Fetch version, read_committed or not, answers with the same batches for partitions of
+/// large and small record sets in one response; a consumer reading on in 64 KiB steps gets
+/// every record once, in order (each read starts where the one before ended).
+#[test]
+fn fetch_versions_agree_and_reading_on_gets_every_record_once() {
+    let b = shared();
+    let mut c = client(&b);
+    create(&mut c, "fetch-versions", 3, &[]);
+    for _ in 0..40 {
+        produce_ok(&mut c, "fetch-versions", 0, batch(20, 1000));
+        produce_ok(&mut c, "fetch-versions", 2, batch(20, 1000));
+    }
+    produce_ok(&mut c, "fetch-versions", 1, batch(2, 10));
+    let fetch_all = |c: &mut Client, version: i16, isolation_level: i8| {
+        let mut req = fetch_req(
+            c,
+            version,
+            "fetch-versions",
+            (0..3).map(|p| fetch_partition(p, 0, 1 << 20)).collect(),
+        );
+        req.isolation_level = isolation_level;
+        let r = c.send(version, req);
+        let parts = &r.responses[0].partitions;
+        assert!(
+            parts.iter().all(|p| p.error_code == NONE),
+            "Fetch v{version}: {parts:?}"
+        );
+        parts
+            .iter()
+            .map(|p| p.records.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let v4 = fetch_all(&mut c, 4, 0);
+    assert_eq!(fetched_records(&v4[0]).len(), 800);
+    assert_eq!(fetched_records(&v4[1]).len(), 2);
+    for (version, isolation_level) in [(12, 0), (17, 0), (17, 1)] {
+        let later = fetch_all(&mut c, version, isolation_level);
+        assert_eq!(later, v4, "Fetch v{version} isolation {isolation_level}");
+    }
+    // A consumer reading on in 64 KiB steps gets every record once, in order.
+    let mut offset = 0;
+    let mut values = Vec::new();
+    while offset < 800 {
+        let req = fetch_req(
+            &mut c,
+            17,
+            "fetch-versions",
+            vec![fetch_partition(2, offset, 64 * 1024)],
+        );
+        let records = only_partition(c.send(17, req)).records.expect("records");
+        let got = fetched_records(&records);
+        assert_eq!(got.first().map(|(o, _)| *o), Some(offset), "the read at {offset}");
+        offset = got.last().map_or(offset, |(o, _)| o + 1);
+        values.extend(got.into_iter().map(|(_, r)| r.value));
+    }
+    let expected: Vec<_> = fetched_records(&v4[0]).into_iter().map(|(_, r)| r.value).collect();
+    assert_eq!(values, expected);
+}
+
 #[test]
 fn fetch_max_bytes_below_first_batch_returns_it() {
     let b = shared();
