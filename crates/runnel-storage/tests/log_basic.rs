@@ -399,7 +399,7 @@ fn retention_lists_the_directory_for_snapshots_only_when_segments_went() {
         retention_ms: 1_000,
         ..small_config()
     };
-    let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
+    let mut log = open(&dir, config);
     append_large(&mut log, (0..6).map(|i| i * 100));
     assert!(log.enforce_retention(1_250, i64::MAX).unwrap().deleted_segments >= 1);
     let first_base = log.segment_base_offsets()[0];
@@ -449,7 +449,7 @@ fn deleted_files_wait_for_the_delay() {
         file_delete_delay_ms: 500,
         ..small_config()
     };
-    let mut log = PartitionLog::open(&dir, None, config, 0).unwrap();
+    let mut log = open(&dir, config);
     append_large(&mut log, [0; 6]);
     log.delete_records_before(4, 1_000).unwrap();
     let deleted = |dir: &std::path::Path| {
