@@ -43,6 +43,40 @@ pub struct LatencyOutcome {
     /// First to last receive of a measured record.
     pub measured_seconds: f64,
     pub clock_steps: u64,
+    pub timeline: Timeline,
+}
+
+/// Measured records by the millisecond they were sent in: how many, and the longest delay.
+/// A tail made of rare long stalls and one made of many short delays have the same p99; the
+/// timeline tells them apart and dates each stall, to set beside a system trace.
+#[derive(Debug, Default, PartialEq)]
+pub struct Timeline {
+    /// Wall-clock start of slot 0, ns.
+    pub from_ns: u64,
+    /// (records, longest delay in ns) per millisecond from `from_ns`.
+    pub slots: Vec<(u64, u64)>,
+}
+
+impl Timeline {
+    fn record(&mut self, sent_ns: u64, delay_ns: u64) {
+        let slot = (sent_ns.saturating_sub(self.from_ns) / 1_000_000) as usize;
+        if slot >= self.slots.len() {
+            self.slots.resize(slot + 1, (0, 0));
+        }
+        let (count, longest) = &mut self.slots[slot];
+        *count += 1;
+        *longest = (*longest).max(delay_ns);
+    }
+
+    /// Appends this run's slots to `out`: a `# run N from_ns T` line, then one
+    /// `ms records longest_us` line per millisecond.
+    pub fn write(&self, run: usize, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "# run {run} from_ns {}", self.from_ns)?;
+        for (ms, (count, longest)) in self.slots.iter().enumerate() {
+            writeln!(out, "{ms} {count} {}", longest / 1_000)?;
+        }
+        Ok(())
+    }
 }
 
 pub struct Received {
@@ -53,10 +87,12 @@ pub struct Received {
     first_ns: Option<u64>,
     last_ns: Option<u64>,
     clock_steps: u64,
+    timeline: Timeline,
 }
 
 impl Received {
-    pub fn new() -> Received {
+    /// Records sent from `measure_from_ns` on are measured (see `record`).
+    pub fn new(measure_from_ns: u64) -> Received {
         Received {
             e2e_ns: new_ns_histogram(),
             received: 0,
@@ -64,6 +100,10 @@ impl Received {
             first_ns: None,
             last_ns: None,
             clock_steps: 0,
+            timeline: Timeline {
+                from_ns: measure_from_ns,
+                slots: Vec::new(),
+            },
         }
     }
 
@@ -83,6 +123,7 @@ impl Received {
             return;
         };
         self.e2e_ns.saturating_record(delay_ns.max(1));
+        self.timeline.record(sent_ns, delay_ns);
         self.measured_bytes += payload.len() as u64;
         self.first_ns.get_or_insert(now_ns);
         self.last_ns = Some(now_ns);
@@ -130,6 +171,7 @@ where
         measured_bytes: r.measured_bytes,
         measured_seconds,
         clock_steps: r.clock_steps,
+        timeline: r.timeline,
     })
 }
 
@@ -175,7 +217,7 @@ pub fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i64>>
 /// once it is taken, once for all the records one drain takes together.
 fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Result<Received> {
     let mut queue = ConsumerQueue::new(consumer)?;
-    let mut r = Received::new();
+    let mut r = Received::new(measure_from_ns);
     let mut last_progress_ns = wall_ns();
     loop {
         let finished = done.load(Ordering::Acquire);
@@ -210,7 +252,7 @@ mod tests {
 
     #[test]
     fn records_are_timed_unless_unstamped_warm_up_or_a_clock_step() {
-        let mut r = Received::new();
+        let mut r = Received::new(900);
         let stamped = |ns: u64| {
             let mut p = vec![b'x'; 20];
             p[..8].copy_from_slice(&ns.to_le_bytes());
@@ -225,6 +267,24 @@ mod tests {
         assert_eq!(r.e2e_ns.max(), r.e2e_ns.highest_equivalent(500));
         assert_eq!((r.clock_steps, r.measured_bytes), (1, 20));
         assert_eq!((r.first_ns, r.last_ns), (Some(1_500), Some(1_500)));
+        assert_eq!(r.timeline.slots, vec![(1, 500)]);
+    }
+
+    #[test]
+    fn the_timeline_keeps_count_and_longest_delay_per_millisecond_sent() {
+        let from = 5_000_000_000;
+        let mut r = Received::new(from);
+        let stamped = |ns: u64| ns.to_le_bytes().to_vec();
+        r.record(&stamped(from + 100), from + 400_100, from);
+        r.record(&stamped(from + 900_000), from + 2_900_000, from);
+        r.record(&stamped(from + 2_500_000), from + 2_600_000, from);
+        assert_eq!(r.timeline.slots, vec![(2, 2_000_000), (0, 0), (1, 100_000)]);
+        let mut out = Vec::new();
+        r.timeline.write(3, &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "# run 3 from_ns 5000000000\n0 2 2000\n1 0 0\n2 1 100\n"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use broker::Broker;
 use kafka::{client_config, fixed, settings, CONSUMER_FIXED, PRODUCER_FIXED};
 use procstat::{HostSampler, ProcStats, Sampler};
-use report::{latency_metrics, throughput_metrics, Metrics, Report};
+use report::{latency_metrics, share_over, throughput_metrics, Metrics, Report};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -214,6 +214,10 @@ struct LatencyArgs {
     /// Seconds sent first and left out of the histogram and the rates.
     #[arg(long, default_value_t = 2.0)]
     warmup_s: f64,
+    /// Also write each run's records per millisecond sent, with the longest delay among them
+    /// (see `latency::Timeline`), to this file.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -584,6 +588,12 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
         config.push(("client".into(), "raw".into()));
         config.push(("raw_in_flight".into(), a.producer.in_flight.to_string()));
     }
+    let mut timeline = match &a.timeline {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        )),
+        None => None,
+    };
     let mut report = Report::new("latency", a.target.json, config);
     for run in 0..a.target.runs {
         if run > 0 || a.rate_of_max.is_some() {
@@ -597,7 +607,14 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
         if out.e2e_ns.is_empty() {
             return Err(format!("no record received after the warm-up ({} sent)", out.sent));
         }
+        if let Some(file) = timeline.as_mut() {
+            out.timeline
+                .write(run + 1, file)
+                .and_then(|()| std::io::Write::flush(file))
+                .map_err(|e| format!("timeline: {e}"))?;
+        }
         let mut m = latency_metrics("e2e", &out.e2e_ns);
+        m.extend(share_over("e2e", &out.e2e_ns, &[1, 2]));
         m.extend(throughput_metrics(
             out.e2e_ns.len(),
             out.measured_bytes,

@@ -495,7 +495,7 @@ impl Fetcher {
     /// Fetches until every sent record is in (or none came for `IDLE_LIMIT` after the last
     /// send).
     fn receive(&mut self, sent: &AtomicU64, done: &AtomicBool, measure_from_ns: u64) -> Result<Received> {
-        let mut r = Received::new();
+        let mut r = Received::new(measure_from_ns);
         let mut last_progress_ns = wall_ns();
         for correlation_id in 0i32.. {
             let finished = done.load(Ordering::Acquire);
@@ -785,7 +785,7 @@ mod tests {
         let mut batch = BytesMut::from(&produced_batch[..]);
         // As a broker returns it: offsets assigned, here from 10.
         runnel_protocol::records::set_base_offset(&mut batch, 10).expect("offset");
-        let mut r = Received::new();
+        let mut r = Received::new(0);
         let now = stamp + 250_000;
         let mut cut = batch.clone().freeze();
         cut.truncate(batch.len() - 1);

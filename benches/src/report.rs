@@ -170,6 +170,24 @@ pub fn latency_metrics(prefix: &str, h: &Histogram<u64>) -> Metrics {
     ]
 }
 
+/// The percentage of a nanosecond histogram's values over each of `limits_ms`: a p99 target of
+/// L ms is met when at most 1 % are over L, and this shows by how much it is missed.
+pub fn share_over(prefix: &str, h: &Histogram<u64>, limits_ms: &[u64]) -> Metrics {
+    limits_ms
+        .iter()
+        .map(|&ms| {
+            let limit_ns = h.highest_equivalent(ms * 1_000_000);
+            let over = h.len() - h.count_between(0, limit_ns);
+            let pct = if h.is_empty() {
+                0.0
+            } else {
+                100.0 * over as f64 / h.len() as f64
+            };
+            (format!("{prefix}_over_{ms}ms_pct"), pct)
+        })
+        .collect()
+}
+
 /// Nanosecond histogram from 1 ns to 10 minutes with 3 significant digits (about 200 KiB).
 pub fn new_ns_histogram() -> Histogram<u64> {
     const MAX_NS: u64 = 600_000_000_000;
@@ -195,6 +213,26 @@ pub fn throughput_metrics(records: u64, bytes: u64, seconds: f64) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_over_counts_values_past_each_limit() {
+        let mut h = new_ns_histogram();
+        for us in [200, 900, 1_000, 1_500, 2_500, 3_000, 400, 300, 100, 50] {
+            h.record(us * 1_000).expect("record");
+        }
+        let m = share_over("e2e", &h, &[1, 2]);
+        assert_eq!(
+            m,
+            vec![
+                ("e2e_over_1ms_pct".to_string(), 30.0),
+                ("e2e_over_2ms_pct".to_string(), 20.0)
+            ]
+        );
+        assert_eq!(
+            share_over("x", &new_ns_histogram(), &[1]),
+            vec![("x_over_1ms_pct".to_string(), 0.0)]
+        );
+    }
 
     #[test]
     fn median_odd_even_and_unsorted() {
