@@ -49,9 +49,9 @@ pub struct LatencyOutcome {
 /// Measured records by the millisecond they were sent in: how many, and the longest delay.
 /// A tail made of rare long stalls and one made of many short delays have the same p99; the
 /// timeline tells them apart and dates each stall, to set beside a system trace.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 pub struct Timeline {
-    /// Wall-clock start of slot 0, ns.
+    /// Wall-clock start of slot 0, ns: the end of the warm-up, before which nothing is measured.
     pub from_ns: u64,
     /// (records, longest delay in ns) per millisecond from `from_ns`.
     pub slots: Vec<(u64, u64)>,
@@ -108,14 +108,14 @@ impl Received {
     }
 
     /// Counts one record received at `now_ns`; its delay goes into the histogram unless it
-    /// has no stamp, was sent during the warm-up (before `measure_from_ns`) or seems to
+    /// has no stamp, was sent during the warm-up (before the timeline's start) or seems to
     /// arrive before it was sent (a clock step).
-    pub fn record(&mut self, payload: &[u8], now_ns: u64, measure_from_ns: u64) {
+    pub fn record(&mut self, payload: &[u8], now_ns: u64) {
         self.received += 1;
         let Some(sent_ns) = sent_time_ns(payload) else {
             return;
         };
-        if sent_ns < measure_from_ns {
+        if sent_ns < self.timeline.from_ns {
             return;
         }
         let Some(delay_ns) = now_ns.checked_sub(sent_ns) else {
@@ -234,9 +234,9 @@ fn receive(consumer: &BaseConsumer, sent: &AtomicU64, done: &AtomicBool, measure
         };
         let now_ns = wall_ns();
         last_progress_ns = now_ns;
-        r.record(m.payload().unwrap_or_default(), now_ns, measure_from_ns);
+        r.record(m.payload().unwrap_or_default(), now_ns);
         drop(m);
-        while queue.drain(|payload, taken_ns| r.record(payload, taken_ns, measure_from_ns)) > 0 {}
+        while queue.drain(|payload, taken_ns| r.record(payload, taken_ns)) > 0 {}
     }
 }
 
@@ -258,10 +258,10 @@ mod tests {
             p[..8].copy_from_slice(&ns.to_le_bytes());
             p
         };
-        r.record(&stamped(1_000), 1_500, 900);
-        r.record(&stamped(800), 1_600, 900); // sent during the warm-up
-        r.record(&stamped(2_000), 1_700, 900); // received before it was sent
-        r.record(b"short", 1_800, 900);
+        r.record(&stamped(1_000), 1_500);
+        r.record(&stamped(800), 1_600); // sent during the warm-up
+        r.record(&stamped(2_000), 1_700); // received before it was sent
+        r.record(b"short", 1_800);
         assert_eq!(r.received, 4);
         assert_eq!(r.e2e_ns.len(), 1);
         assert_eq!(r.e2e_ns.max(), r.e2e_ns.highest_equivalent(500));
@@ -275,9 +275,9 @@ mod tests {
         let from = 5_000_000_000;
         let mut r = Received::new(from);
         let stamped = |ns: u64| ns.to_le_bytes().to_vec();
-        r.record(&stamped(from + 100), from + 400_100, from);
-        r.record(&stamped(from + 900_000), from + 2_900_000, from);
-        r.record(&stamped(from + 2_500_000), from + 2_600_000, from);
+        r.record(&stamped(from + 100), from + 400_100);
+        r.record(&stamped(from + 900_000), from + 2_900_000);
+        r.record(&stamped(from + 2_500_000), from + 2_600_000);
         assert_eq!(r.timeline.slots, vec![(2, 2_000_000), (0, 0), (1, 100_000)]);
         let mut out = Vec::new();
         r.timeline.write(3, &mut out).expect("write");

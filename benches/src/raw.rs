@@ -509,7 +509,7 @@ impl Fetcher {
             let frame = read_frame(&mut self.stream)?;
             let now_ns = wall_ns();
             let before = r.received;
-            self.take(frame, correlation_id, now_ns, measure_from_ns, &mut r)?;
+            self.take(frame, correlation_id, now_ns, &mut r)?;
             if r.received > before {
                 last_progress_ns = now_ns;
             } else if finished && now_ns.saturating_sub(last_progress_ns) > IDLE_LIMIT.as_nanos() as u64 {
@@ -553,14 +553,7 @@ impl Fetcher {
 
     /// Takes the records of one Fetch response: each record's delay is `now_ns` minus its stamp,
     /// and each partition's next offset follows its last whole batch.
-    fn take(
-        &mut self,
-        frame: Bytes,
-        correlation_id: i32,
-        now_ns: u64,
-        measure_from_ns: u64,
-        r: &mut Received,
-    ) -> Result<()> {
+    fn take(&mut self, frame: Bytes, correlation_id: i32, now_ns: u64, r: &mut Received) -> Result<()> {
         let (got, body) = decode_response(frame, ApiKey::Fetch, FETCH_VERSION)
             .map_err(|e| format!("decode fetch response: {e:?}"))?;
         if got != correlation_id {
@@ -597,7 +590,7 @@ impl Fetcher {
                     let decoded = decode_records(batch, FETCH_PARTITION_MAX_BYTES as usize)
                         .map_err(|e| format!("records of {}-{}: {e:?}", topic.topic, p.partition_index))?;
                     for record in &decoded {
-                        r.record(record.value.as_deref().unwrap_or_default(), now_ns, measure_from_ns);
+                        r.record(record.value.as_deref().unwrap_or_default(), now_ns);
                     }
                     *offset = header.last_offset() + 1;
                 }
@@ -790,15 +783,15 @@ mod tests {
         let mut cut = batch.clone().freeze();
         cut.truncate(batch.len() - 1);
         // A batch cut short is left for the next fetch.
-        f.take(fetch_response(3, 1, cut), 3, now, 0, &mut r).expect("take");
+        f.take(fetch_response(3, 1, cut), 3, now, &mut r).expect("take");
         assert_eq!((r.received, f.offsets.clone()), (0, vec![0, 0]));
-        f.take(fetch_response(4, 1, batch.freeze()), 4, now, 0, &mut r)
+        f.take(fetch_response(4, 1, batch.freeze()), 4, now, &mut r)
             .expect("take");
         assert_eq!(r.received, 5);
         assert_eq!(f.offsets, vec![0, 15]);
         assert_eq!(r.e2e_ns.len(), 5);
         assert_eq!(r.e2e_ns.value_at_quantile(1.0), r.e2e_ns.highest_equivalent(250_000));
-        assert!(f.take(fetch_response(5, 1, Bytes::new()), 6, now, 0, &mut r).is_err());
+        assert!(f.take(fetch_response(5, 1, Bytes::new()), 6, now, &mut r).is_err());
     }
 
     #[test]
