@@ -588,12 +588,12 @@ fn latency_cmd(a: &LatencyArgs) -> Result<()> {
         config.push(("client".into(), "raw".into()));
         config.push(("raw_in_flight".into(), a.producer.in_flight.to_string()));
     }
-    let mut timeline = match &a.timeline {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        )),
-        None => None,
-    };
+    let mut timeline = a
+        .timeline
+        .as_ref()
+        .map(|path| std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display())))
+        .transpose()?
+        .map(std::io::BufWriter::new);
     let mut report = Report::new("latency", a.target.json, config);
     for run in 0..a.target.runs {
         if run > 0 || a.rate_of_max.is_some() {
