@@ -200,3 +200,68 @@ fn the_latency_consumer_receives_every_record_it_is_sent() {
     let timed = median["e2e_count"].as_f64().expect("e2e_count");
     assert!((18_000.0..=22_000.0).contains(&timed), "{median}");
 }
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// `scripts/targets.sh` at its smallest (`QUICK=1`) runs every target's commands, and its
+/// summary has one row per figure whose verdict follows from the median and the limit.
+#[test]
+fn the_targets_script_reports_every_figure_against_its_limit() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/targets.sh");
+    let run = Command::new("bash")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_loadgen"))
+        .arg(broker_bin())
+        .arg(out.path())
+        .env("QUICK", "1")
+        .env("KAFKA_PORT", free_port().to_string())
+        .env("HTTP_PORT", free_port().to_string())
+        .output()
+        .expect("run targets.sh");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "targets.sh failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    let targets: Vec<&str> = rows.iter().map(|r| &r[..1]).collect();
+    assert_eq!(
+        targets,
+        ["1", "1", "2", "2", "3", "4", "4", "4", "4", "5", "5", "5", "5"],
+        "{stdout}"
+    );
+    for row in rows {
+        // "... CLIENT MEDIAN OP LIMIT MET UNIT...": the operator is the only `>=` or `<=`.
+        let words: Vec<&str> = row.split_whitespace().collect();
+        let op = words.iter().position(|w| *w == ">=" || *w == "<=").expect(row);
+        let median: f64 = words[op - 1].parse().unwrap_or_else(|_| panic!("median in {row}"));
+        let limit: f64 = words[op + 1].parse().unwrap_or_else(|_| panic!("limit in {row}"));
+        let met = if words[op] == ">=" {
+            median >= limit
+        } else {
+            median <= limit
+        };
+        assert_eq!(words[op + 2], if met { "yes" } else { "no" }, "{row}");
+    }
+    for kept in [
+        "t1.txt",
+        "t2-raw.txt",
+        "t3.txt",
+        "t4-fsync.txt",
+        "t5-partitions.txt",
+        "summary.txt",
+    ] {
+        assert!(out.path().join(kept).exists(), "{kept} is not kept");
+    }
+}
