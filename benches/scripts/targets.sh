@@ -5,7 +5,7 @@
 #
 #   benches/scripts/targets.sh LOADGEN BROKER [OUT_DIR]
 #
-# Takes about 15 minutes with release builds. QUICK=1 runs tiny sizes once each, to check the
+# Takes about 5 minutes with release builds. QUICK=1 runs tiny sizes once each, to check the
 # script itself: its figures mean nothing. Exits 0 whether or not the targets are met, and
 # non-zero if a command fails or prints no figure.
 set -euo pipefail
