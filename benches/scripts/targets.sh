@@ -30,7 +30,11 @@ run() {
   local name=$1
   shift
   echo "running $name: loadgen $*" >&2
-  "$LG" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"
+  if ! "$LG" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"; then
+    echo "$name failed; the end of $OUT/$name.err:" >&2
+    tail -n 20 "$OUT/$name.err" >&2
+    exit 1
+  fi
 }
 
 # median NAME METRIC: sets M to the last column of METRIC's row in OUT/NAME.txt, the median of
