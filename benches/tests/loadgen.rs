@@ -64,20 +64,24 @@ impl Drop for Broker {
 /// Runs `loadgen` with `args` (which must ask for `--json`) and returns its JSON lines: one
 /// per run, the median last.
 fn loadgen<S: AsRef<OsStr>>(args: &[S]) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("run loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    stdout_of(command.args(args), "loadgen")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+/// Runs `command` to its end and returns its stdout; fails the test, with both outputs, if the
+/// command failed.
+fn stdout_of(command: &mut Command, what: &str) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Runs `loadgen produce --json` and returns its median line.
@@ -215,21 +219,16 @@ fn free_port() -> u16 {
 fn the_targets_script_reports_every_figure_against_its_limit() {
     let out = tempfile::tempdir().expect("temp dir");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/targets.sh");
-    let run = Command::new("bash")
-        .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_loadgen"))
-        .arg(broker_bin())
-        .arg(out.path())
-        .env("QUICK", "1")
-        .env("KAFKA_PORT", free_port().to_string())
-        .env("HTTP_PORT", free_port().to_string())
-        .output()
-        .expect("run targets.sh");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "targets.sh failed: {stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = stdout_of(
+        Command::new("bash")
+            .arg(&script)
+            .arg(env!("CARGO_BIN_EXE_loadgen"))
+            .arg(broker_bin())
+            .arg(out.path())
+            .env("QUICK", "1")
+            .env("KAFKA_PORT", free_port().to_string())
+            .env("HTTP_PORT", free_port().to_string()),
+        "targets.sh",
     );
     let rows: Vec<&str> = stdout
         .lines()

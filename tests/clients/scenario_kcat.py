@@ -46,18 +46,31 @@ def check_metadata(chk: c.Checker, topic: str) -> None:
 
 
 def produce(chk: c.Checker, topic: str, codec: str, parts: list[list[c.Msg]]) -> tuple[int, int]:
-    """One kcat -P per partition; returns the wall-clock window (ms) the records were sent in."""
+    """One kcat -P per partition; returns the wall-clock window (ms) the records were sent in.
+
+    librdkafka's `msg` debug lines name the codec of every batch it sends. Each must be `codec`:
+    librdkafka quietly sends batches uncompressed when it thinks the broker cannot take the
+    codec (and says so only at debug level until the host has been up for a day)."""
     hdr_args = []
     for k, v in HEADERS:
         hdr_args += ["-H", f"{k}={v.decode()}"]
+    want = "uncompressed" if codec == "none" else codec
     start_ms = int(time.time() * 1000)
     for p, recs in enumerate(parts):
         data = b"".join(m.key + b"\t" + m.value + b"\n" for m in recs)
         r = kcat(["-P", "-t", topic, "-p", str(p), "-K", "\t", "-X",
-                  f"compression.codec={codec}", "-X", "linger.ms=20", *hdr_args], stdin=data)
-        if r.returncode != 0 or r.stderr.strip():
-            chk.fail(f"kcat -P partition {p} rc={r.returncode}: "
-                     f"{r.stderr.decode(errors='replace')[:400]}")
+                  f"compression.codec={codec}", "-X", "linger.ms=20", "-X", "debug=msg",
+                  *hdr_args], stdin=data)
+        lines = r.stderr.decode(errors="replace").splitlines()
+        # Debug lines start "%7|"; anything else on stderr is a complaint.
+        other = [ln for ln in lines if ln.strip() and not ln.startswith("%7|")]
+        if r.returncode != 0 or other:
+            chk.fail(f"kcat -P partition {p} rc={r.returncode}: {' | '.join(other)[:400]}")
+        sets = [ln for ln in lines if "Produce MessageSet with" in ln]
+        codecs = sorted({ln.rstrip().rstrip(")").rsplit(", ", 1)[-1] for ln in sets})
+        if not sets or codecs != [want]:
+            chk.fail(f"kcat -P partition {p}: {len(sets)} batches sent, "
+                     f"codecs {codecs}, expected {want!r}")
     return start_ms, int(time.time() * 1000)
 
 

@@ -1,7 +1,8 @@
 //! Which APIs this broker serves, at which versions, and request dispatch.
 //!
-//! `SUPPORTED` is what ApiVersions advertises: exactly the handlers below, with Kafka 4.x
-//! ranges, plus older versions Kafka 4.0 dropped where they cost nothing (same fields).
+//! `SUPPORTED` is what this broker serves: exactly the handlers below, with Kafka 4.x ranges,
+//! plus older versions Kafka 4.0 dropped where they cost nothing (same fields). ApiVersions
+//! lists these ranges, with Produce from v0 as Kafka 4.0 does (`advertised_range`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -59,6 +60,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
 ];
+
+/// The range ApiVersions lists for an API served at `min..=max`: the same, except that Produce
+/// is listed from v0, as Kafka 4.0 lists it (KAFKA-18659) while refusing v0–2 like any other
+/// version it does not serve. librdkafka releases from before its fix for this (issue 4956;
+/// Debian's 2.0.2 among them) compress with gzip, snappy or lz4 only when Produce v0 is listed,
+/// and send those batches uncompressed otherwise. Clients pick the highest version both sides
+/// know, so the wider range changes no version a client sends.
+pub fn advertised_range(key: ApiKey, min: i16, max: i16) -> (i16, i16) {
+    match key {
+        ApiKey::Produce => (0, max),
+        _ => (min, max),
+    }
+}
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED

@@ -1,10 +1,11 @@
-//! ApiVersions (key 18), v0–4: the API ranges this broker serves.
+//! ApiVersions (key 18), v0–4: the API ranges this broker serves (Produce listed from v0, as
+//! Kafka 4.0 lists it; see `apis::advertised_range`).
 
 use runnel_protocol::generated::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use runnel_protocol::generated::ApiKey;
 use runnel_protocol::ErrorCode;
 
-use crate::apis::SUPPORTED;
+use crate::apis::{advertised_range, SUPPORTED};
 
 /// The full response. Feature fields stay unset: tagged fields carry only what is set
 /// (librdkafka 2.0 fails on an always-present finalized-features section).
@@ -35,6 +36,7 @@ pub fn unsupported_version_response() -> ApiVersionsResponse {
 }
 
 fn entry(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+    let (min, max) = advertised_range(key, min, max);
     ApiVersion {
         api_key: key as i16,
         min_version: min,
